@@ -1,0 +1,111 @@
+"""Harness overhead per step: laptime's timed runner against a bare PyTorch loop.
+
+Both loops train the same model (same init), on the same batches (taken from the workload's input
+queue), with the same update (torch.optim.AdamW with a warmup-cosine learning rate set every
+step). The bare loop is what a person would write by hand: forward, cross-entropy, backward,
+set lr, step. The harness loop is ``laptime.runner.run_trial`` with the ``adamw`` baseline, no
+evals until the end, so the difference is the harness's per-step cost: the algorithm contract's
+indirection, the clock reads, the loss probe and its finiteness check, the train-state updates and
+the (throttled) progress hook.
+
+Repeats alternate bare / harness (ABAB…) and the medians are reported, to cancel drift on a
+shared CPU. Run::
+
+    python benchmarks/overhead.py                       # mnist1d mlp + cnn, shakespeare cpu
+    python benchmarks/overhead.py --steps 400 --repeats 5 --workload mnist1d:cnn
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import platform
+import statistics
+import time
+
+import torch
+
+from laptime.algorithms import default_algorithms
+from laptime.algorithms.schedules import warmup_decay
+from laptime.runner import TrialOptions, derive_seeds, run_trial
+from laptime.workloads import default_workloads
+
+
+def bare_loop(workload, hp, steps: int, seed: int, batch_size: int) -> float:
+    """Seconds per step of a hand-written loop on the workload's model and batches."""
+    seeds = derive_seeds(seed)
+    model, _ = workload.init_model_fn(seeds["model"])
+    batches = list(itertools.islice(workload.train_batches(batch_size, seeds["data"]), steps))
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": hp["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=hp["learning_rate"],
+                                  betas=(1 - hp["one_minus_beta1"], hp["beta2"]), foreach=True)
+    schedule = warmup_decay(workload.step_hint, int(0.05 * workload.step_hint))
+    model.train()
+    start = time.perf_counter()
+    for step, batch in enumerate(batches):
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(batch["inputs"])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1))
+        loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = hp["learning_rate"] * schedule(step)
+        optimizer.step()
+    if workload.device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
+def harness_loop(workload, algorithm, hp, steps: int, seed: int) -> tuple[float, float]:
+    """(submission seconds per step, wall seconds per step excluding the final eval)."""
+    batch_size = algorithm.get_batch_size(workload.spec.key)
+    seeds = derive_seeds(seed)
+    batches = list(itertools.islice(workload.train_batches(batch_size, seeds["data"]), steps))
+    original = workload.train_batches
+    workload.train_batches = lambda size, s: iter(batches)
+    try:
+        result = run_trial(workload, algorithm, hp, seed,
+                           TrialOptions(max_steps=steps, eval_period_sec=1e12, eval_splits=("validation",)))
+    finally:
+        workload.train_batches = original
+    assert result.steps == steps, result
+    eval_time = sum(e.eval_duration for e in result.evals)
+    return result.submission_time / steps, (result.wall_time - eval_time) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", action="append",
+                        help="name[:variant] (repeatable; default: mnist1d:base, mnist1d:cnn, shakespeare:base)")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    targets = args.workload or ["mnist1d:base", "mnist1d:cnn", "shakespeare:base"]
+    registry = default_workloads()
+    print(f"# harness overhead, {args.steps} steps × {args.repeats} repeats, device {args.device}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print("| workload | bare loop ms/step | harness submission ms/step | harness wall ms/step | "
+          "overhead (submission) | overhead (wall) |")
+    print("|---|---|---|---|---|---|")
+    for target in targets:
+        name, _, variant = target.partition(":")
+        workload = registry.create(name, variant=variant or None, device=args.device)
+        algorithm = default_algorithms().get("adamw")
+        hp = dict(algorithm.self_tuning_defaults)
+        batch_size = algorithm.get_batch_size(workload.spec.key)
+        bare, sub, wall = [], [], []
+        bare_loop(workload, hp, 20, 0, batch_size)  # warm-up (allocator, kernels)
+        for r in range(args.repeats):
+            bare.append(bare_loop(workload, hp, args.steps, r, batch_size))
+            s, w = harness_loop(workload, default_algorithms().get("adamw"), hp, args.steps, r)
+            sub.append(s)
+            wall.append(w)
+        b, s, w = statistics.median(bare), statistics.median(sub), statistics.median(wall)
+        print(f"| {workload.spec.key} | {b * 1e3:.3f} | {s * 1e3:.3f} | {w * 1e3:.3f} | "
+              f"{(s / b - 1) * 100:+.1f}% | {(w / b - 1) * 100:+.1f}% |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+import sys
+
+from laptime.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,302 @@
+"""The Workload contract: data + model + loss + metric + target + budget.
+
+A workload knows nothing of algorithms or clocks. The runner asks it for a model, for training
+batches (the *input queue*) and for evaluations; algorithms call its ``model_fn`` and ``loss_fn``.
+Names and meanings follow AlgoPerf's PyTorch workloads.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from laptime.api.types import Batch, ForwardPassMode, LossType, ParameterType
+
+Direction = Literal["max", "min"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A target on one metric. ``direction='max'`` means higher is better (accuracy, AUC)."""
+
+    metric: str
+    direction: Direction
+    validation: float
+    test: float
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("max", "min"):
+            raise ValueError(f"direction must be 'max' or 'min', got {self.direction!r}")
+
+    def reached(self, value: float, split: str = "validation") -> bool:
+        """Inclusive comparison, used everywhere in laptime (runner, scoring, reports).
+
+        A value equal to the target counts as reached; NaN never does.
+        """
+        goal = self.validation if split == "validation" else self.test
+        if value is None or not math.isfinite(float(value)):
+            return False
+        return float(value) >= goal if self.direction == "max" else float(value) <= goal
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadSpec:
+    """Everything that fixes a workload's identity and its rules, independent of any model object."""
+
+    name: str
+    variant: str
+    config: str  # e.g. "cpu" (small, for tests and the smoke suite) or "gpu" (the lite suite)
+    version: str  # bumped whenever data, model, target or budget change: results are not comparable across versions
+    dataset: str  # identity of the data source, e.g. "tinyshakespeare@md5:6fb458f1..."
+    loss_type: LossType
+    target: Target
+    max_allowed_runtime_sec: float
+    eval_period_time_sec: float
+    step_hint: int
+    num_train_examples: int
+    num_validation_examples: int
+    num_test_examples: int
+    description: str = ""
+
+    @property
+    def key(self) -> str:
+        """A short unique name, e.g. ``mnist1d/cnn@cpu``."""
+        return f"{self.name}/{self.variant}@{self.config}"
+
+
+class Workload(abc.ABC):
+    """Base class of every workload. Subclasses fill in the abstract methods and ``spec``.
+
+    ``variant`` picks one of ``variants`` (they share the data); ``config`` picks a size
+    (``"cpu"`` or ``"gpu"``); ``device`` is where data and model live.
+    """
+
+    #: Name of the workload family, e.g. ``"mnist1d"``.
+    name: str = ""
+    #: Variant names; the first is the base workload.
+    variants: Sequence[str] = ("base",)
+    #: Configurations (sizes) this workload provides.
+    configs: Sequence[str] = ("cpu",)
+
+    def __init__(self, variant: str | None = None, config: str | None = None, device: str | torch.device = "cpu"):
+        variant = variant or self.variants[0]
+        config = config or self.configs[0]
+        if variant not in self.variants:
+            raise ValueError(
+                f"workload {self.name!r} has no variant {variant!r}; variants: {', '.join(self.variants)}"
+            )
+        if config not in self.configs:
+            raise ValueError(
+                f"workload {self.name!r} has no configuration {config!r}; configurations: {', '.join(self.configs)}"
+            )
+        self.variant = variant
+        self.config = config
+        self.device = torch.device(device)
+        self._param_types: dict[str, ParameterType] | None = None
+
+    # ----------------------------------------------------------------- identity and rules
+    @property
+    @abc.abstractmethod
+    def spec(self) -> WorkloadSpec:
+        """The workload's identity, target and budget for this variant and configuration."""
+
+    @property
+    def loss_type(self) -> LossType:
+        return self.spec.loss_type
+
+    @property
+    def target(self) -> Target:
+        return self.spec.target
+
+    @property
+    def target_metric_name(self) -> str:
+        return self.spec.target.metric
+
+    @property
+    def validation_target_value(self) -> float:
+        return self.spec.target.validation
+
+    @property
+    def test_target_value(self) -> float:
+        return self.spec.target.test
+
+    @property
+    def max_allowed_runtime_sec(self) -> float:
+        return self.spec.max_allowed_runtime_sec
+
+    @property
+    def eval_period_time_sec(self) -> float:
+        return self.spec.eval_period_time_sec
+
+    @property
+    def step_hint(self) -> int:
+        return self.spec.step_hint
+
+    @property
+    def num_train_examples(self) -> int:
+        return self.spec.num_train_examples
+
+    def has_reached_validation_target(self, eval_result: Mapping[str, float]) -> bool:
+        return self.target.reached(eval_result[f"validation/{self.target_metric_name}"], "validation")
+
+    def has_reached_test_target(self, eval_result: Mapping[str, float]) -> bool:
+        key = f"test/{self.target_metric_name}"
+        return key in eval_result and self.target.reached(eval_result[key], "test")
+
+    # ----------------------------------------------------------------- model
+    @abc.abstractmethod
+    def build_model(self) -> nn.Module:
+        """Return a freshly initialised model (the global torch RNG is already seeded)."""
+
+    def init_model_fn(self, rng: int) -> tuple[nn.Module, Any]:
+        """Build the model on ``self.device`` from seed ``rng``; returns ``(model, model_state)``.
+
+        In PyTorch the model state (e.g. batch-norm statistics) lives inside the module, so
+        ``model_state`` is ``None`` unless a workload needs more.
+        """
+        torch.manual_seed(int(rng))
+        model = self.build_model().to(self.device)
+        self._param_types = self.parameter_types(model)
+        return model, None
+
+    def parameter_types(self, model: nn.Module) -> dict[str, ParameterType]:
+        """Tags for every parameter; override to tag attention projections and the like."""
+        return infer_parameter_types(model)
+
+    @property
+    def model_params_types(self) -> dict[str, ParameterType]:
+        if self._param_types is None:
+            raise RuntimeError("model_params_types is known after init_model_fn()")
+        return self._param_types
+
+    def model_fn(
+        self,
+        params: nn.Module,
+        augmented_and_preprocessed_input_batch: Batch,
+        model_state: Any,
+        mode: ForwardPassMode,
+        rng: Any = None,
+        update_batch_norm: bool = True,
+    ) -> tuple[torch.Tensor, Any]:
+        """Forward pass; returns ``(logits, model_state)``.
+
+        ``mode`` picks train/eval behaviour (dropout, batch-norm). With ``update_batch_norm=False``
+        batch-norm layers use their running statistics and leave them unchanged.
+        """
+        model = params
+        training = mode == ForwardPassMode.TRAIN
+        set_train_mode(model, training, update_batch_norm)
+        inputs = augmented_and_preprocessed_input_batch["inputs"]
+        if training:
+            logits = model(inputs)
+        else:
+            with torch.no_grad():
+                logits = model(inputs)
+        return logits, model_state
+
+    # ----------------------------------------------------------------- loss
+    def loss_fn(
+        self,
+        label_batch: torch.Tensor,
+        logits_batch: torch.Tensor,
+        mask_batch: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> dict[str, torch.Tensor]:
+        """Per-example loss, its masked sum and the number of valid examples (AlgoPerf's shape)."""
+        if self.loss_type == LossType.SOFTMAX_CROSS_ENTROPY:
+            logits = logits_batch.reshape(-1, logits_batch.shape[-1])
+            labels = label_batch.reshape(-1)
+            per_example = F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=label_smoothing)
+        elif self.loss_type == LossType.SIGMOID_CROSS_ENTROPY:
+            targets = label_batch.float()
+            if label_smoothing:
+                targets = targets * (1 - label_smoothing) + 0.5 * label_smoothing
+            per_example = F.binary_cross_entropy_with_logits(logits_batch.float(), targets, reduction="none")
+            per_example = per_example.reshape(per_example.shape[0], -1).mean(-1)
+        elif self.loss_type == LossType.MEAN_SQUARED_ERROR:
+            per_example = ((logits_batch.float() - label_batch.float()) ** 2).reshape(label_batch.shape[0], -1).mean(-1)
+        elif self.loss_type == LossType.MEAN_ABSOLUTE_ERROR:
+            per_example = (logits_batch.float() - label_batch.float()).abs().reshape(label_batch.shape[0], -1).mean(-1)
+        else:
+            raise NotImplementedError(f"{self.loss_type} needs a workload-specific loss_fn")
+        if mask_batch is not None:
+            mask = mask_batch.reshape(per_example.shape).to(per_example.dtype)
+            per_example = per_example * mask
+            n_valid = mask.sum()
+        else:
+            n_valid = torch.tensor(per_example.numel(), dtype=per_example.dtype, device=per_example.device)
+        return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
+
+    # ----------------------------------------------------------------- data
+    @abc.abstractmethod
+    def train_batches(self, global_batch_size: int, seed: int) -> Iterator[Batch]:
+        """An endless iterator of training batches on ``self.device`` (the *input queue*).
+
+        It depends only on ``seed`` and the batch size, never on the algorithm's state.
+        """
+
+    @abc.abstractmethod
+    def evaluate_split(self, model: nn.Module, model_state: Any, split: str) -> dict[str, float]:
+        """Metrics on ``split`` (``"validation"`` or ``"test"``) as plain floats, names unprefixed."""
+
+    #: Splits evaluated at every eval.
+    eval_splits: Sequence[str] = ("validation", "test")
+
+    def eval_model(self, params: nn.Module, model_state: Any, splits: Sequence[str] | None = None) -> dict[str, float]:
+        """Evaluate every split; keys are ``"<split>/<metric>"`` (e.g. ``validation/accuracy``)."""
+        results: dict[str, float] = {}
+        for split in splits or self.eval_splits:
+            for metric, value in self.evaluate_split(params, model_state, split).items():
+                results[f"{split}/{metric}"] = float(value)
+        return results
+
+
+# --------------------------------------------------------------------------- helpers
+
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+_NORM = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm) if hasattr(nn, "RMSNorm") else (nn.LayerNorm, nn.GroupNorm)
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def infer_parameter_types(model: nn.Module) -> dict[str, ParameterType]:
+    """Tag every parameter from the kind of module that owns it.
+
+    Linear weight → WEIGHT, conv weight → CONV_WEIGHT, batch-norm → BATCH_NORM_*, layer/group/RMS
+    norm → LAYER_NORM_*, embedding → EMBEDDING, any bias → BIAS. Unknown modules: 1-D tensors are
+    BIAS, others WEIGHT.
+    """
+    types: dict[str, ParameterType] = {}
+    for module_name, module in model.named_modules():
+        for param_name, param in module.named_parameters(recurse=False):
+            full = f"{module_name}.{param_name}" if module_name else param_name
+            if isinstance(module, _BN):
+                kind = ParameterType.BATCH_NORM_SCALE if param_name == "weight" else ParameterType.BATCH_NORM_BIAS
+            elif isinstance(module, _NORM):
+                kind = ParameterType.LAYER_NORM_SCALE if param_name == "weight" else ParameterType.LAYER_NORM_BIAS
+            elif isinstance(module, nn.Embedding):
+                kind = ParameterType.EMBEDDING
+            elif param_name == "bias" or param.ndim <= 1:
+                kind = ParameterType.BIAS
+            elif isinstance(module, _CONV):
+                kind = ParameterType.CONV_WEIGHT
+            else:
+                kind = ParameterType.WEIGHT
+            types[full] = kind
+    return types
+
+
+def set_train_mode(model: nn.Module, training: bool, update_batch_norm: bool = True) -> None:
+    """Put ``model`` in train/eval mode; batch-norm layers stay in eval mode when not updating stats."""
+    if model.training != training:
+        model.train(training)
+    if training and not update_batch_norm:
+        for module in model.modules():
+            if isinstance(module, _BN):
+                module.eval()

@@ -1,0 +1,506 @@
+"""The ``laptime`` command line.
+
+Commands: ``list``, ``run``, ``export``, ``data``. Every user error (unknown names, bad files, a
+missing dataset, an unavailable device) ends with one ``error: …`` line on stderr and exit code 2,
+never a traceback. A trial that fails or diverges is a recorded outcome, not a CLI error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+USAGE_ERROR = 2
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "bad input", printed without a traceback."""
+    from laptime.algorithms import AlgorithmLoadError, UnknownAlgorithmError
+    from laptime.data.sources import DataError
+    from laptime.execution.plan import DeviceError
+    from laptime.results import StoreError
+    from laptime.scoring import ScoringError
+    from laptime.tuning import SearchSpaceError
+    from laptime.execution import PlanError
+    from laptime.report import ReportError
+    from laptime.tuning.rulesets import RulesetError
+    from laptime.workloads import UnknownWorkloadError
+    from laptime.workloads.suites import UnknownSuiteError
+
+    return (CLIError, PlanError, ReportError, RulesetError, UnknownSuiteError, AlgorithmLoadError, UnknownAlgorithmError, DataError, DeviceError, StoreError,
+            ScoringError, SearchSpaceError, UnknownWorkloadError, ValueError)
+
+
+def _executor_error() -> type[BaseException]:
+    from laptime.execution import ExecutorError
+
+    return ExecutorError
+
+
+# --------------------------------------------------------------------------- formatting helpers
+
+def _fmt_seconds(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isinf(value)):
+        return "—"
+    return f"{value:.2f} s"
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace non-finite floats by ``None`` so the output is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+# --------------------------------------------------------------------------- list
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from laptime.algorithms import default_algorithms
+    from laptime.workloads import default_workloads
+
+    workloads = default_workloads()
+    algorithms = default_algorithms()
+    specs = workloads.specs()
+    algos = algorithms.all()
+    if args.json:
+        out = {
+            "workloads": [
+                {"key": s.key, "name": s.name, "variant": s.variant, "config": s.config, "version": s.version,
+                 "dataset": s.dataset, "metric": s.target.metric, "direction": s.target.direction,
+                 "validation_target": s.target.validation, "test_target": s.target.test,
+                 "budget_sec": s.max_allowed_runtime_sec, "eval_period_sec": s.eval_period_time_sec,
+                 "step_hint": s.step_hint}
+                for s in specs
+            ],
+            "algorithms": [{"name": a.name, "summary": a.summary} for a in algos],
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title="Workloads (name/variant@config; target: validation / test; budget, eval period: submission s)",
+                  title_justify="left")
+    table.add_column("workload", no_wrap=True)
+    table.add_column("target", no_wrap=True)
+    table.add_column("budget", justify="right", no_wrap=True)
+    table.add_column("eval", justify="right", no_wrap=True)
+    table.add_column("step_hint", justify="right", no_wrap=True)
+    for s in specs:
+        arrow = "≥" if s.target.direction == "max" else "≤"
+        table.add_row(s.key, f"{s.target.metric} {arrow} {s.target.validation:g} / {s.target.test:g}",
+                      f"{s.max_allowed_runtime_sec:g} s", f"{s.eval_period_time_sec:g} s", str(s.step_hint))
+    console.print(table)
+    table = Table(title="Algorithms", title_justify="left")
+    table.add_column("algorithm", no_wrap=True)
+    table.add_column("summary")
+    for a in algos:
+        table.add_row(a.name, a.summary)
+    console.print(table)
+    return 0
+
+
+# --------------------------------------------------------------------------- run
+
+def _hyperparameters(algorithm, text: str | None) -> dict[str, Any]:
+    """Self-tuning defaults, overlaid with the user's point (file or inline JSON)."""
+    from laptime.tuning import load_point
+
+    hp = dict(algorithm.self_tuning_defaults)
+    if text:
+        hp.update(load_point(text))
+    return hp
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from laptime.algorithms import default_algorithms
+    from laptime.execution import TrialPlan, execute_plan, resolve_device
+    from laptime.results import ResultsStore, default_store_path
+    from laptime.runner import TrialOptions
+    from laptime.runner.progress import RichTrialProgress
+    from laptime.workloads import default_workloads
+
+    workloads = default_workloads()
+    algorithms = default_algorithms()
+    # Validate every name and file before anything runs.
+    device = resolve_device(args.device)
+    workload = workloads.create(args.workload, variant=args.variant, config=args.config, device="cpu")
+    algorithm = algorithms.resolve(args.algorithm)
+    hp = _hyperparameters(algorithm, args.hparams)
+    if args.seed < 0:
+        raise CLIError("--seed must be >= 0")
+    options = TrialOptions(eval_every_steps=args.eval_every_steps, max_steps=args.max_steps)
+    plan = TrialPlan(workload=args.workload, algorithm=args.algorithm, hyperparameters=hp, seed=args.seed,
+                     variant=workload.variant, config=workload.config, budget_factor=args.budget_factor)
+    db_path = Path(args.db) if args.db else default_store_path()
+    show_progress = not args.json and not args.quiet
+    with ResultsStore(db_path) as store:
+        run_id = store.start_run(_command_line(), {"device": str(device)})
+        record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
+                              algorithms=algorithms, options=options,
+                              progress=RichTrialProgress() if show_progress else None)
+    summary = {
+        "trial_id": record.trial_id,
+        "db": str(db_path),
+        "workload": f"{record.workload}/{record.variant}@{record.config}",
+        "algorithm": record.algorithm,
+        "seed": record.seed,
+        "device": record.device,
+        "outcome": record.outcome.value,
+        "time_to_target": record.time_to_target,
+        "steps_to_target": record.steps_to_target,
+        "submission_time": record.submission_time,
+        "wall_time": record.wall_time,
+        "steps": record.steps,
+        "budget_sec": record.budget_sec,
+        "target": {"metric": record.target_metric, "direction": record.target_direction,
+                   "validation": record.target_value},
+        "final_metrics": record.evals[-1].metrics if record.evals else {},
+        "hyperparameters": record.hyperparameters,
+        "error": record.error,
+    }
+    if args.json:
+        print(json.dumps(_json_safe(summary), indent=2))
+        return 0
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console = _console()
+    colour = {"reached": "green", "budget": "yellow", "complete": "yellow"}.get(s["outcome"], "red")
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    arrow = "≥" if s["target"]["direction"] == "max" else "≤"
+    metric_key = f"validation/{s['target']['metric']}"
+    final = s["final_metrics"].get(metric_key)
+    rows = [
+        ("trial", f"#{s['trial_id']} in {s['db']}"),
+        ("workload", s["workload"]),
+        ("algorithm", f"{s['algorithm']}  (seed {s['seed']}, {s['device']})"),
+        ("outcome", f"[{colour}]{s['outcome']}[/{colour}]"),
+        ("time to target", _fmt_seconds(s["time_to_target"])),
+        ("steps to target", str(s["steps_to_target"]) if s["steps_to_target"] is not None else "—"),
+        ("target", f"{metric_key} {arrow} {s['target']['validation']:g}"),
+        ("last eval", f"{final:.4f}" if final is not None else "—"),
+        ("submission time", f"{s['submission_time']:.2f} s of {s['budget_sec']:g} s budget, {s['steps']} steps"),
+        ("wall time", f"{s['wall_time']:.2f} s"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if s["error"]:
+        console.print("[red]error from the trial:[/red]")
+        console.print(s["error"].rstrip().splitlines()[-1])
+
+
+def _command_line() -> str:
+    return "laptime " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+# --------------------------------------------------------------------------- export
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from laptime.results import ResultsStore, default_store_path
+
+    db_path = Path(args.db) if args.db else default_store_path()
+    if not db_path.exists():
+        raise CLIError(f"no results database at {db_path} (run a trial first, or pass --db)")
+    with ResultsStore(db_path) as store:
+        n = store.export_csv(args.out, table=args.table)
+    print(f"wrote {n} {args.table} rows to {args.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- score
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from laptime.scoring import read_times_csv, score_table
+
+    rows = read_times_csv(args.times)
+    report = score_table(rows, tau_max=args.tau_max, variants=None if args.no_variant_gate else "auto",
+                         baseline=args.baseline, n_bootstrap=args.bootstrap, seed=args.seed)
+    if args.json:
+        print(report.to_json())
+    else:
+        print(report.format_table())
+    return 0
+
+
+# --------------------------------------------------------------------------- bench
+
+BASELINES = ("sgd_nesterov", "adamw", "nadamw")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from laptime.algorithms import default_algorithms
+    from laptime.execution import InlineExecutor, LocalParallelExecutor, resolve_device
+    from laptime.results import ResultsStore, default_store_path
+    from laptime.runner import TrialOptions
+    from laptime.runner.progress import BenchProgress
+    from laptime.scoring import score_records
+    from laptime.tuning.rulesets import ExternalTuning, SelfTuning, algorithm_entry, plan_trials
+    from laptime.workloads.suites import get_suite
+
+    suite = get_suite(args.suite)
+    registry = default_algorithms()
+    names = args.algorithm or list(BASELINES)
+    entries = [algorithm_entry(name, registry.resolve(name)) for name in names]
+    if args.ruleset == "external":
+        ruleset = ExternalTuning(studies=args.studies, trials=args.trials)
+    else:
+        ruleset = SelfTuning(budget_factor=args.budget_factor, studies=args.studies)
+    plans = plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)
+    devices = [d.strip() for d in args.device.split(",") if d.strip()]
+    if not devices:
+        raise CLIError("--device needs at least one device")
+    for device in devices:
+        resolve_device(device)
+    options = TrialOptions(max_steps=args.max_steps) if args.max_steps else None
+    db_path = Path(args.db) if args.db else default_store_path()
+    out_dir = Path(args.out)
+    console = _console()
+    with ResultsStore(db_path) as store:
+        meta = {"kind": "bench", "suite": suite.name, "ruleset": args.ruleset, "algorithms": names,
+                "studies": args.studies, "trials": args.trials, "seed": args.seed, "devices": devices}
+        run_id = store.start_run(_command_line(), meta)
+        if not args.json:
+            console.print(f"[bold]laptime bench[/bold]: suite [cyan]{suite.name}[/cyan] "
+                          f"({len(suite.entries)} workloads) × {len(names)} algorithms, ruleset {args.ruleset} "
+                          f"→ {len(plans)} trials on {', '.join(devices)}; results in {db_path}")
+        common = dict(run_id=run_id, options=options, resume=not args.no_resume, retry_failed=args.retry_failed)
+        if len(devices) == 1:
+            executor = InlineExecutor(store, device=devices[0], **common)
+        else:
+            executor = LocalParallelExecutor(str(db_path), devices=devices, **common)
+        if args.json:
+            records = executor.run(plans)
+        else:
+            with BenchProgress(len(plans), run_id=run_id) as progress:
+                if isinstance(executor, InlineExecutor):
+                    executor.progress_factory = progress.trial_progress
+                records = executor.run(plans, on_result=progress.on_result)
+        store.update_run_meta(run_id, {"trial_ids": [r.trial_id for r in records]})
+        records = [store.get_trial(r.trial_id) for r in records]  # with their eval histories
+    score = score_records(records, force=args.force, baseline=args.baseline, n_bootstrap=args.bootstrap, seed=0)
+    html_path, md_path = _write_report(records, score, out_dir, f"laptime bench — suite {suite.name}, "
+                                                                 f"{args.ruleset} ruleset")
+    if args.json:
+        out = json.loads(score.to_json())
+        out.update(report=str(html_path), markdown=str(md_path), db=str(db_path), run_id=run_id,
+                   trials=len(records),
+                   outcomes={o: sum(r.outcome.value == o for r in records) for o in
+                             sorted({r.outcome.value for r in records})})
+        print(json.dumps(out, indent=2))
+        return 0
+    _print_leaderboard(console, score, records)
+    console.print(f"report: [bold]{html_path}[/bold]  (markdown: {md_path})")
+    return 0
+
+
+def _write_report(records, score, out_dir: Path, title: str) -> tuple[Path, Path]:
+    from laptime.report import build_report
+
+    report = build_report(records, score, title=title)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return report.write_html(out_dir / "report.html"), report.write_markdown(out_dir / "report.md")
+
+
+def _print_leaderboard(console, score, records) -> None:
+    from rich.table import Table
+
+    table = Table(title="Leaderboard (benchmark score: area under the performance profile, τmax = "
+                        f"{score.tau_max:g})", title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("algorithm")
+    table.add_column("score", justify="right")
+    boot = score.bootstrap
+    if boot is not None:
+        table.add_column(f"{int(boot.confidence * 100)}% CI", justify="right")
+    for w in score.workloads:
+        table.add_column(f"{w} (s)", justify="right")
+    for name in score.algorithms:
+        row = [str(score.ranks[name]), name, f"{score.scores[name]:.3f}"]
+        if boot is not None:
+            lo, hi = boot.score_ci[name]
+            row.append(f"[{lo:.3f}, {hi:.3f}]")
+        row += ["∞" if math.isinf(score.times[name][w]) else f"{score.times[name][w]:.2f}" for w in score.workloads]
+        table.add_row(*row)
+    console.print(table)
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1
+    console.print("trials: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items())))
+
+
+# --------------------------------------------------------------------------- report
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from laptime.results import ResultsStore, default_store_path
+    from laptime.scoring import score_records
+
+    db_path = Path(args.db) if args.db else default_store_path()
+    if not db_path.exists():
+        raise CLIError(f"no results database at {db_path} (run `laptime bench` first, or pass --db)")
+    with ResultsStore(db_path) as store:
+        if args.all:
+            records = store.trials(with_evals=True)
+            what = "all trials"
+        else:
+            runs = [r for r in store.runs() if r["meta"].get("trial_ids")]
+            if args.run is not None:
+                runs = [r for r in runs if r["id"] == args.run]
+                if not runs:
+                    raise CLIError(f"run {args.run} is not a finished benchmark in {db_path}")
+            if not runs:
+                raise CLIError(f"no finished benchmark in {db_path}: run `laptime bench`, or pass --all")
+            run = runs[-1]
+            records = [store.get_trial(i) for i in run["meta"]["trial_ids"]]
+            what = f"benchmark run {run['id']} ({run['command']})"
+    if not records:
+        raise CLIError(f"no trials in {db_path}")
+    score = score_records(records, force=args.force, baseline=args.baseline, n_bootstrap=args.bootstrap, seed=0)
+    html_path, md_path = _write_report(records, score, Path(args.out), f"laptime report — {what}")
+    _print_leaderboard(_console(), score, records)
+    print(f"report: {html_path}  (markdown: {md_path})")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    from laptime import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="laptime",
+        description="Benchmark neural-network training algorithms by time to a fixed validation target.",
+    )
+    parser.add_argument("--version", action="version", version=f"laptime {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list workloads (targets, budgets) and algorithms")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="run one trial, store it and print a summary")
+    p.add_argument("--workload", "-w", required=True, help="workload name (see `laptime list`)")
+    p.add_argument("--algorithm", "-a", required=True,
+                   help="algorithm name, a path to a .py file, or module:attribute")
+    p.add_argument("--variant", help="workload variant (default: the base variant)")
+    p.add_argument("--config", help="workload configuration, e.g. cpu or gpu (default: the workload's first)")
+    p.add_argument("--hparams", help="hyperparameters: a JSON file or inline JSON object, laid over the "
+                                     "algorithm's self-tuning defaults")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--db", help="results database (default: $LAPTIME_DB or ~/.local/share/laptime/results.sqlite)")
+    p.add_argument("--budget-factor", type=float, default=1.0, help="multiply the time budget (self-tuning: 1.5)")
+    p.add_argument("--eval-every-steps", type=int, help="evaluate every N steps instead of every eval period "
+                                                        "of submission time")
+    p.add_argument("--max-steps", type=int, help="stop after N steps")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (no progress display)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("export", help="export stored trials or eval rows as CSV")
+    p.add_argument("--out", "-o", required=True, help="CSV file to write")
+    p.add_argument("--table", choices=("trials", "evals"), default="trials")
+    p.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("bench", help="run a benchmark (suite × algorithms × ruleset), score it and write the report")
+    p.add_argument("--suite", default="smoke", help="suite name (default: smoke, the CPU suite)")
+    p.add_argument("--algorithm", "-a", action="append",
+                   help="algorithm (repeatable; name, .py file or module:attr); default: the baselines "
+                        + ", ".join(BASELINES))
+    p.add_argument("--ruleset", choices=("external", "self"), default="external",
+                   help="external tuning (search space, studies × trials) or self-tuning (defaults, longer budget)")
+    p.add_argument("--studies", type=int, default=2, help="studies per workload (default 2)")
+    p.add_argument("--trials", type=int, default=2, help="trials per study, external tuning (default 2)")
+    p.add_argument("--budget-factor", type=float, default=1.5, help="self-tuning budget factor (default 1.5)")
+    p.add_argument("--seed", type=int, default=0, help="benchmark seed: points and trial seeds derive from it")
+    p.add_argument("--device", default="cpu",
+                   help="device, or a comma-separated list for one worker process per device (cuda:0,cuda:1)")
+    p.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
+    p.add_argument("--out", default="laptime-report", help="folder for report.html and report.md")
+    p.add_argument("--baseline", default=None, help="algorithm to report speedups against")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--max-steps", type=int, help="cap every trial at N steps (quick checks)")
+    p.add_argument("--no-resume", action="store_true", help="run every trial again even if already stored")
+    p.add_argument("--retry-failed", action="store_true", help="run again trials stored as failed")
+    p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
+    p.add_argument("--json", action="store_true", help="machine-readable output (no progress display)")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="write the HTML/markdown report of a stored benchmark")
+    p.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
+    p.add_argument("--run", type=int, help="benchmark run id (default: the latest)")
+    p.add_argument("--all", action="store_true", help="report every trial in the database")
+    p.add_argument("--out", default="laptime-report", help="folder for report.html and report.md")
+    p.add_argument("--baseline", default=None, help="algorithm to report speedups against")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("score", help="score time-to-target results (a CSV from laptime or elsewhere)")
+    p.add_argument("--times", required=True,
+                   help="CSV with columns algorithm, workload, study, trial, time_to_target (inf = missed)")
+    p.add_argument("--tau-max", type=float, default=4.0, help="upper end of the performance profile (default 4)")
+    p.add_argument("--baseline", help="algorithm to report speedups against")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="N bootstrap resamples over studies for confidence intervals (default: none)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--no-variant-gate", action="store_true",
+                   help="score workload/variant keys as workloads of their own instead of gating their base")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_score)
+
+    from laptime.data import cli as data_cli
+
+    p = sub.add_parser("data", help="prepare and list datasets")
+    data_cli.add_arguments(p)
+    p.set_defaults(func=lambda a: data_cli.run(a))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as exc:
+        message = str(exc).strip() or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return USAGE_ERROR
+    except _executor_error() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; nothing half-written was stored", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from laptime.data.cli import main
+
+sys.exit(main())

@@ -1,0 +1,34 @@
+"""Execution: turn trial plans into stored trials.
+
+A :class:`~laptime.records.TrialPlan` names everything that defines a trial (workload, variant,
+configuration, algorithm, hyperparameter point, seed, ruleset/study/trial position, budget
+factor). :func:`execute_plan` resolves the names, runs the timed trial (:mod:`laptime.runner`),
+describes the environment, and writes one :class:`~laptime.records.TrialRecord` to the results
+store in a single transaction. Executors (:mod:`laptime.execution.executors`) run many plans:
+inline, or one process per device; a cluster executor only has to provide ``run(plans)``.
+"""
+
+from laptime.execution.executors import (
+    Executor,
+    ExecutorError,
+    InlineExecutor,
+    LocalParallelExecutor,
+    PlanError,
+    PlanFailure,
+    plan_key_for,
+)
+from laptime.execution.plan import DeviceError, TrialPlan, execute_plan, resolve_device
+
+__all__ = [
+    "DeviceError",
+    "Executor",
+    "ExecutorError",
+    "InlineExecutor",
+    "LocalParallelExecutor",
+    "PlanError",
+    "PlanFailure",
+    "TrialPlan",
+    "execute_plan",
+    "plan_key_for",
+    "resolve_device",
+]

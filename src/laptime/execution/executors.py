@@ -1,0 +1,664 @@
+"""Executors: run a list of trial plans, store every trial, return the records.
+
+The contract
+------------
+An executor has one method::
+
+    run(plans, *, on_result=None) -> list[TrialRecord]
+
+It runs every :class:`~laptime.execution.plan.TrialPlan` (each one a call of
+:func:`~laptime.execution.plan.execute_plan` somewhere), stores one trial per plan in the results
+store, and returns the records **in the order of** ``plans``. ``on_result(plan, record)`` is called
+in the calling process once per plan as soon as its record is known (in completion order, which
+for a parallel executor is not the plan order), with the plan object exactly as it was passed in.
+That is the whole interface between planning (:mod:`laptime.tuning.rulesets`) and execution: a
+Ray or Slurm executor only has to implement ``run`` with the same meaning (validate up front,
+resume by plan key, store, return records) and nothing in the rulesets or scoring changes.
+
+Executors here
+--------------
+:class:`InlineExecutor`
+    Runs the plans one after the other in this process, on one device, with optional live
+    progress (``progress_factory``, called once per trial).
+:class:`LocalParallelExecutor`
+    One worker **process** per entry of ``devices`` (``["cuda:0", "cuda:1"]``, or
+    ``["cpu", "cpu"]``), started with the ``spawn`` method. The parent hands out plans one at a
+    time to idle workers (each worker has its own pipe, so no lock is shared between workers);
+    each worker opens its own :class:`~laptime.results.ResultsStore` on the same SQLite file
+    (WAL mode: several writers queue up), runs ``execute_plan`` on its device and sends back only
+    the new trial id; the parent reloads the record from the store for ``on_result`` and the
+    return value. Every worker sets torch's intra-op threads to ``max(1, cores // workers)`` so
+    that workers do not oversubscribe the CPU (``cores`` = CPUs this process may use); this is
+    done on GPU workers too, where it only affects CPU-side work. The thread count is part of the
+    stored hardware fingerprint, so trials run this way are not compared with trials run with
+    another thread count. Workers ignore SIGINT: on Ctrl-C the parent terminates them.
+
+Common behaviour
+----------------
+* **Validation first.** Before anything runs, every plan's workload (name, variant,
+  configuration), algorithm and the device(s) are resolved; any problem raises
+  :class:`PlanError` listing the bad plans, and nothing is run or stored.
+* **Canonical plans.** A plan whose ``variant``/``config`` is ``None`` is run as the workload's
+  default variant/configuration *spelled out* (``dataclasses.replace``), so that ``variant=None``
+  and ``variant="base"`` are one trial with one plan key.
+* **Resume.** With ``resume=True`` (the default) a plan whose key (:func:`plan_key_for`) is
+  already in the store is not run again: its latest stored record is returned (and passed to
+  ``on_result``). Every outcome counts as finished -- ``reached``, ``budget``, ``complete``,
+  ``diverged`` and ``failed`` are results of the plan -- unless ``retry_failed=True``, which
+  re-runs plans whose stored outcome is ``failed``. Within one call, identical plans (same key)
+  are run once and share the record when ``resume=True``; with ``resume=False`` every plan runs.
+  The key covers the plan, the algorithm's source hash, the workload version and the device
+  *type*, so all devices of a parallel executor must have one type.
+* **Failures.** An algorithm's failure or divergence is an outcome, stored like any other.
+  Problems outside a trial raise: the inline executor lets the exception propagate at once. The
+  parallel executor finishes what it can and then raises :class:`ExecutorError`:
+
+  - a worker process that *dies* while running a plan (killed, out of memory, ``os._exit``,
+    segfault) does not hang the parent: its death is seen through the process sentinel, the plan
+    it was running is reported as lost (not stored, not retried in this call -- it may kill the
+    next worker too), a replacement worker is started on the same device, and the other plans
+    go on;
+  - an exception raised by ``execute_plan`` in a worker (e.g. the store cannot be written) stops
+    the hand-out of new plans; plans already running finish;
+  - a worker that fails while starting (a factory raises, the store cannot be opened) aborts
+    the run at once.
+
+  :class:`ExecutorError` lists every plan without a record (``failures``) and carries the
+  records that were obtained (``records``, ``None`` for the others). Everything that finished is
+  stored, so running the same plans again with ``resume=True`` runs only the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing import connection as mp_connection
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from laptime.algorithms import AlgorithmRegistry, default_algorithms
+from laptime.execution.plan import TrialPlan, execute_plan, resolve_device
+from laptime.records import Outcome, TrialRecord
+from laptime.results import ResultsStore
+from laptime.runner import TrialOptions
+from laptime.runner.environment import source_hash
+from laptime.workloads import WorkloadRegistry, default_workloads
+
+__all__ = [
+    "Executor",
+    "ExecutorError",
+    "InlineExecutor",
+    "LocalParallelExecutor",
+    "PlanError",
+    "PlanFailure",
+    "plan_key_for",
+]
+
+logger = logging.getLogger(__name__)
+
+OnResult = Callable[[TrialPlan, TrialRecord], None]
+
+#: How many problems a :class:`PlanError` message spells out.
+_MAX_LISTED = 5
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs plans, stores one trial per plan, returns the records in plan order."""
+
+    def run(self, plans: Sequence[TrialPlan], *, on_result: OnResult | None = None) -> list[TrialRecord]: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class PlanError(ValueError):
+    """Some plans cannot run (unknown workload/variant/configuration/algorithm). Nothing ran.
+
+    ``problems`` is a list of ``(index, plan, message)``.
+    """
+
+    def __init__(self, problems: list[tuple[int, Any, str]], total: int):
+        self.problems = problems
+        lines = []
+        for index, plan, message in problems[:_MAX_LISTED]:
+            lines.append(f"  plan {index} ({_describe(plan)}): {message}")
+        if len(problems) > _MAX_LISTED:
+            lines.append(f"  ... and {len(problems) - _MAX_LISTED} more")
+        super().__init__(
+            f"{len(problems)} of {total} plan(s) cannot run, so nothing was run:\n" + "\n".join(lines)
+        )
+
+
+@dataclasses.dataclass
+class PlanFailure:
+    """A plan that got no record: ``reason`` is ``"crashed"``, ``"error"`` or ``"not run"``."""
+
+    index: int
+    plan: TrialPlan
+    reason: str
+    message: str
+    device: str | None = None
+    exitcode: int | None = None
+
+
+class ExecutorError(RuntimeError):
+    """Some plans got no record (see the module docstring). Finished trials are stored.
+
+    ``failures``: the :class:`PlanFailure` of every plan without a record; ``records``: one entry
+    per plan, the record or ``None``.
+    """
+
+    def __init__(self, failures: list[PlanFailure], records: list[TrialRecord | None], detail: str = ""):
+        self.failures = failures
+        self.records = records
+        self.detail = detail
+        done = sum(r is not None for r in records)
+        lines = []
+        for f in failures[:_MAX_LISTED]:
+            where = f" on {f.device}" if f.device else ""
+            lines.append(f"  plan {f.index} ({_describe(f.plan)}){where}: {f.reason}: {f.message}")
+        if len(failures) > _MAX_LISTED:
+            lines.append(f"  ... and {len(failures) - _MAX_LISTED} more")
+        super().__init__(
+            f"{len(failures)} of {len(records)} planned trial(s) did not finish "
+            f"({done} did and are stored):\n" + "\n".join(lines)
+            + (f"\n{detail.rstrip()}" if detail else "")
+            + "\nRun the same plans again with resume=True to run only the missing ones."
+        )
+
+
+def _describe(plan: Any) -> str:
+    if not isinstance(plan, TrialPlan):
+        return f"not a TrialPlan: {type(plan).__name__}"
+    workload = plan.workload + (f"/{plan.variant}" if plan.variant else "") + (f"@{plan.config}" if plan.config else "")
+    parts = [workload, plan.algorithm]
+    if plan.study is not None:
+        parts.append(f"study {plan.study}")
+    if plan.trial_index is not None:
+        parts.append(f"trial {plan.trial_index}")
+    parts.append(f"seed {plan.seed}")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Plan keys and validation
+
+
+class _Resolver:
+    """Resolves workload specs and algorithm hashes once per name (the expensive part of a key)."""
+
+    def __init__(self, workloads: WorkloadRegistry, algorithms: AlgorithmRegistry):
+        self.workloads = workloads
+        self.algorithms = algorithms
+        self._specs: dict[tuple[str, str | None, str | None], Any] = {}
+        self._hashes: dict[str, str] = {}
+
+    def spec(self, plan: TrialPlan):
+        key = (plan.workload, plan.variant, plan.config)
+        if key not in self._specs:
+            # A workload instance is cheap (data loads on first use); "cpu" keeps CUDA untouched here.
+            self._specs[key] = self.workloads.create(plan.workload, variant=plan.variant, config=plan.config,
+                                                     device="cpu").spec
+        return self._specs[key]
+
+    def algorithm_hash(self, plan: TrialPlan) -> str:
+        if plan.algorithm not in self._hashes:
+            algorithm = self.algorithms.resolve(plan.algorithm)
+            self._hashes[plan.algorithm] = source_hash(algorithm.source_files())
+        return self._hashes[plan.algorithm]
+
+    def key(self, plan: TrialPlan, device: torch.device) -> str:
+        return plan.key(self.algorithm_hash(plan), self.spec(plan).version, device.type)
+
+    def canonical(self, plan: TrialPlan) -> TrialPlan:
+        spec = self.spec(plan)
+        if plan.variant == spec.variant and plan.config == spec.config:
+            return plan
+        return dataclasses.replace(plan, variant=spec.variant, config=spec.config)
+
+
+def plan_key_for(
+    plan: TrialPlan,
+    device: str | torch.device,
+    workloads: WorkloadRegistry | None = None,
+    algorithms: AlgorithmRegistry | None = None,
+) -> str:
+    """The key :func:`execute_plan` stores for ``plan`` on ``device`` (exactly its computation).
+
+    ``plan.key(algorithm_hash, workload_version, device_type)`` with the algorithm's source hash,
+    the workload's version and the device type. Raises for an unknown workload/algorithm. The plan
+    is taken as given (executors canonicalise ``variant``/``config`` before keying and running).
+    """
+    device = resolve_device(str(device))
+    resolver = _Resolver(workloads or default_workloads(), algorithms or default_algorithms())
+    return resolver.key(plan, device)
+
+
+def _prepare(plans: Sequence[TrialPlan], device: torch.device, resolver: _Resolver) -> list[tuple[TrialPlan, str]]:
+    """Canonical plan and key for every plan; :class:`PlanError` listing every bad one."""
+    prepared: list[tuple[TrialPlan, str]] = []
+    problems: list[tuple[int, Any, str]] = []
+    seen: dict[str, str] = {}  # one message per distinct problem is enough to act on, list all plans
+    for index, plan in enumerate(plans):
+        if not isinstance(plan, TrialPlan):
+            problems.append((index, plan, f"expected a TrialPlan, got {type(plan).__name__}"))
+            continue
+        try:
+            canonical = resolver.canonical(plan)
+            prepared.append((canonical, resolver.key(canonical, device)))
+        except Exception as exc:  # noqa: BLE001 - any resolution problem is reported per plan
+            message = str(exc) or type(exc).__name__
+            problems.append((index, plan, seen.setdefault(message, message)))
+    if problems:
+        raise PlanError(problems, len(plans))
+    return prepared
+
+
+def _stored(store: ResultsStore, key: str, retry_failed: bool) -> TrialRecord | None:
+    """The stored record that makes ``key`` finished, or None."""
+    record = store.find_by_plan_key(key)
+    if record is None or (retry_failed and record.outcome == Outcome.FAILED):
+        return None
+    return record
+
+
+@contextlib.contextmanager
+def _open_store(store: Any) -> Iterator[ResultsStore]:
+    if isinstance(store, ResultsStore):
+        yield store  # the caller's: not ours to close
+        return
+    with ResultsStore(store) as opened:
+        yield opened
+
+
+def _log_result(plan: TrialPlan, record: TrialRecord, note: str = "") -> None:
+    logger.info("%s: %s after %d steps, %.1f s submission time%s", _describe(plan), record.outcome.value,
+                record.steps, record.submission_time, note)
+
+
+def _call(on_result: OnResult | None, plan: TrialPlan, record: TrialRecord) -> None:
+    if on_result is not None:
+        on_result(plan, record)
+
+
+# --------------------------------------------------------------------------------------------
+# Inline
+
+
+class InlineExecutor:
+    """Runs plans one after the other in this process (see the module docstring).
+
+    ``store_path``: a results file, or an open :class:`ResultsStore` (used as is, not closed).
+    """
+
+    def __init__(
+        self,
+        store_path: Any,
+        *,
+        device: str | torch.device = "cpu",
+        run_id: int | None = None,
+        options: TrialOptions | None = None,
+        workloads_factory: Callable[[], WorkloadRegistry] | None = None,
+        algorithms_factory: Callable[[], AlgorithmRegistry] | None = None,
+        progress_factory: Callable[[], Any] | None = None,
+        resume: bool = True,
+        retry_failed: bool = False,
+    ):
+        self.store = store_path
+        self.device = resolve_device(str(device))
+        self.run_id = run_id
+        self.options = options
+        self.workloads_factory = workloads_factory or default_workloads
+        self.algorithms_factory = algorithms_factory or default_algorithms
+        self.progress_factory = progress_factory
+        self.resume = resume
+        self.retry_failed = retry_failed
+
+    def run(self, plans: Sequence[TrialPlan], *, on_result: OnResult | None = None) -> list[TrialRecord]:
+        plans = list(plans)
+        if not plans:
+            return []
+        workloads = self.workloads_factory()
+        algorithms = self.algorithms_factory()
+        prepared = _prepare(plans, self.device, _Resolver(workloads, algorithms))
+        records: list[TrialRecord] = []
+        with _open_store(self.store) as store:
+            for original, (plan, key) in zip(plans, prepared):
+                # Looked up right before running: also sees trials stored meanwhile by other processes
+                # and earlier identical plans of this call.
+                record = _stored(store, key, self.retry_failed) if self.resume else None
+                if record is not None:
+                    _log_result(plan, record, " (already stored: skipped)")
+                else:
+                    progress = self.progress_factory() if self.progress_factory is not None else None
+                    record = execute_plan(plan, device=self.device, store=store, run_id=self.run_id,
+                                          workloads=workloads, algorithms=algorithms, options=self.options,
+                                          progress=progress)
+                    _log_result(plan, record)
+                records.append(record)
+                _call(on_result, original, record)
+        return records
+
+
+# --------------------------------------------------------------------------------------------
+# Local parallel: one process per device
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _worker_main(conn, device: str, store_path: str, run_id: int | None, options: TrialOptions | None,
+                 workloads_factory, algorithms_factory, threads: int) -> None:
+    """A worker process: set up, say "ready", then run each plan the parent sends until None."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
+    try:
+        torch.set_num_threads(threads)
+        workloads = workloads_factory()
+        algorithms = algorithms_factory()
+        store = ResultsStore(store_path)
+    except BaseException:  # noqa: BLE001 - reported to the parent, which aborts the run
+        conn.send(("setup_error", traceback.format_exc()))
+        return
+    with store:
+        conn.send(("ready",))
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):  # the parent is gone
+                return
+            if message is None:
+                return
+            _, index, plan = message
+            try:
+                record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
+                                      algorithms=algorithms, options=options)
+            except Exception:  # noqa: BLE001 - reported to the parent
+                conn.send(("error", index, traceback.format_exc()))
+                continue
+            conn.send(("done", index, record.trial_id))
+
+
+@dataclasses.dataclass
+class _Worker:
+    slot: int
+    device: str
+    process: Any
+    conn: Any
+    ready: bool = False
+    current: int | None = None  # index of the plan it is running
+    stopping: bool = False  # was sent None
+    gone: bool = False
+
+
+def _exit_description(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return f"exit code {code}"
+
+
+class LocalParallelExecutor:
+    """One worker process per device, all writing to one results file (see the module docstring).
+
+    ``store_path``: a results file, or an open file-backed :class:`ResultsStore` (the parent uses
+    it; workers open the same path). ``devices``: one entry per worker, all of one type.
+    ``workloads_factory``/``algorithms_factory`` must be picklable (module-level functions):
+    workers call them. ``threads_per_worker`` overrides ``max(1, cores // workers)``.
+    """
+
+    def __init__(
+        self,
+        store_path: Any,
+        *,
+        devices: Sequence[str],
+        run_id: int | None = None,
+        options: TrialOptions | None = None,
+        workloads_factory: Callable[[], WorkloadRegistry] | None = None,
+        algorithms_factory: Callable[[], AlgorithmRegistry] | None = None,
+        resume: bool = True,
+        retry_failed: bool = False,
+        threads_per_worker: int | None = None,
+    ):
+        if isinstance(devices, str) or not devices:
+            raise ValueError('devices must be a non-empty list, e.g. ["cuda:0", "cuda:1"] or ["cpu", "cpu"]')
+        resolved = [resolve_device(str(d)) for d in devices]
+        types = sorted({d.type for d in resolved})
+        if len(types) > 1:
+            raise ValueError(
+                f"devices {list(map(str, devices))} mix device types ({', '.join(types)}); a trial's plan key "
+                "includes the device type, so one executor must use one type"
+            )
+        path = store_path.path if isinstance(store_path, ResultsStore) else str(store_path)
+        if str(path) == ":memory:" or (isinstance(store_path, ResultsStore) and store_path.memory):
+            raise ValueError("LocalParallelExecutor needs a results file: an in-memory store cannot be shared "
+                             "between processes")
+        self.store = store_path
+        self.store_file = os.fspath(path)
+        self.devices = resolved
+        self.run_id = run_id
+        self.options = options
+        self.workloads_factory = workloads_factory or default_workloads
+        self.algorithms_factory = algorithms_factory or default_algorithms
+        for what, factory in (("workloads_factory", self.workloads_factory),
+                              ("algorithms_factory", self.algorithms_factory)):
+            try:
+                pickle.dumps(factory)
+            except Exception as exc:  # noqa: BLE001 - pickling errors come in many types
+                raise TypeError(
+                    f"{what} must be picklable (a module-level function) because worker processes call "
+                    f"it; got {factory!r} ({exc})"
+                ) from None
+        self.resume = resume
+        self.retry_failed = retry_failed
+        if threads_per_worker is not None and threads_per_worker < 1:
+            raise ValueError("threads_per_worker must be >= 1")
+        self.threads_per_worker = threads_per_worker or max(1, _usable_cores() // len(self.devices))
+
+    def run(self, plans: Sequence[TrialPlan], *, on_result: OnResult | None = None) -> list[TrialRecord]:
+        plans = list(plans)
+        if not plans:
+            return []
+        resolver = _Resolver(self.workloads_factory(), self.algorithms_factory())
+        prepared = _prepare(plans, self.devices[0], resolver)
+        records: list[TrialRecord | None] = [None] * len(plans)
+        with _open_store(self.store) as store:
+            todo: deque[int] = deque()
+            first_by_key: dict[str, int] = {}
+            same_as: dict[int, int] = {}  # a duplicate plan -> the index that runs it
+            for index, (plan, key) in enumerate(prepared):
+                if self.resume:
+                    if key in first_by_key:
+                        same_as[index] = first_by_key[key]
+                        continue
+                    first_by_key[key] = index
+                    record = _stored(store, key, self.retry_failed)
+                    if record is not None:
+                        records[index] = record
+                        _log_result(plan, record, " (already stored: skipped)")
+                        _call(on_result, plans[index], record)
+                        continue
+                todo.append(index)
+            failures: list[PlanFailure] = []
+            if todo:
+                failures = self._run_pool(plans, prepared, todo, records, store, on_result)
+            for index, first in same_as.items():
+                if records[first] is not None:
+                    records[index] = records[first]
+                    _call(on_result, plans[index], records[first])
+                else:
+                    first_failure = next(f for f in failures if f.index == first)
+                    failures.append(dataclasses.replace(first_failure, index=index, plan=plans[index],
+                                                        message=f"same plan as plan {first}: {first_failure.message}"))
+        if failures:
+            failures.sort(key=lambda f: f.index)
+            raise ExecutorError(failures, records)
+        return records  # type: ignore[return-value]
+
+    # ---- the worker pool --------------------------------------------------------------------
+
+    def _run_pool(self, plans, prepared, todo: deque, records, store: ResultsStore,
+                  on_result: OnResult | None) -> list[PlanFailure]:
+        ctx = multiprocessing.get_context("spawn")
+        failures: list[PlanFailure] = []
+        workers: list[_Worker] = []
+        state = {"stop": False, "respawns": len(todo) + len(self.devices), "slots": 0}
+
+        def spawn(device: torch.device) -> None:
+            parent_conn, child_conn = ctx.Pipe(duplex=True)
+            slot = state["slots"]
+            state["slots"] += 1
+            process = ctx.Process(
+                target=_worker_main,
+                args=(child_conn, str(device), self.store_file, self.run_id, self.options,
+                      self.workloads_factory, self.algorithms_factory, self.threads_per_worker),
+                name=f"laptime-worker-{slot}-{device}",
+            )
+            process.start()
+            child_conn.close()  # so that the parent sees EOF when the worker is gone
+            workers.append(_Worker(slot, str(device), process, parent_conn))
+
+        def dispatch(worker: _Worker) -> None:
+            if todo and not state["stop"]:
+                index = todo.popleft()
+                try:
+                    worker.conn.send(("run", index, prepared[index][0]))
+                except (OSError, ValueError):  # the worker died meanwhile: its sentinel will tell
+                    todo.appendleft(index)
+                    return
+                worker.current = index
+            else:
+                worker.stopping = True
+                with contextlib.suppress(OSError, ValueError):
+                    worker.conn.send(None)
+
+        def handle(worker: _Worker, message: tuple) -> None:
+            kind = message[0]
+            if kind == "ready":
+                worker.ready = True
+                dispatch(worker)
+            elif kind == "done":
+                _, index, trial_id = message
+                worker.current = None
+                record = store.get_trial(trial_id)
+                records[index] = record
+                _log_result(prepared[index][0], record, f" ({worker.device}, worker {worker.slot})")
+                _call(on_result, plans[index], record)
+                dispatch(worker)
+            elif kind == "error":
+                _, index, text = message
+                worker.current = None
+                state["stop"] = True
+                logger.error("plan %d (%s) raised in worker %d:\n%s", index, _describe(plans[index]),
+                             worker.slot, text)
+                failures.append(PlanFailure(index, plans[index], "error", text.strip(), worker.device))
+                dispatch(worker)
+            elif kind == "setup_error":
+                worker.gone = True
+                unfinished = set(todo) | {w.current for w in workers if w.current is not None}
+                raise ExecutorError(
+                    [PlanFailure(i, plans[i], "not run", "a worker could not start") for i in sorted(unfinished)],
+                    records,
+                    f"worker {worker.slot} on {worker.device} failed to start:\n{message[1]}",
+                )
+
+        def receive(worker: _Worker) -> bool:
+            """Handle one message; False when the pipe is closed."""
+            try:
+                message = worker.conn.recv()
+            except (EOFError, OSError):
+                return False
+            handle(worker, message)
+            return True
+
+        def buried(worker: _Worker) -> None:
+            """The worker's process ended: collect its last words, account for its plan."""
+            while not worker.gone:
+                try:
+                    if not worker.conn.poll(0):
+                        break
+                except (EOFError, OSError):
+                    break
+                if not receive(worker):
+                    break
+            worker.gone = True
+            worker.process.join(timeout=10)
+            code = worker.process.exitcode
+            worker.conn.close()
+            if not worker.ready:
+                unfinished = set(todo) | {w.current for w in workers if w.current is not None}
+                raise ExecutorError(
+                    [PlanFailure(i, plans[i], "not run", "a worker could not start") for i in sorted(unfinished)],
+                    records,
+                    f"worker {worker.slot} on {worker.device} died while starting ({_exit_description(code)}); "
+                    "its error output (stderr) says why",
+                )
+            if worker.current is not None:
+                index, worker.current = worker.current, None
+                message = f"the worker process died while running it ({_exit_description(code)})"
+                logger.error("plan %d (%s) on %s: %s", index, _describe(plans[index]), worker.device, message)
+                failures.append(PlanFailure(index, plans[index], "crashed", message, worker.device, code))
+            elif not worker.stopping:
+                logger.warning("worker %d on %s ended unexpectedly (%s)", worker.slot, worker.device,
+                               _exit_description(code))
+            if todo and not state["stop"] and state["respawns"] > 0:
+                state["respawns"] -= 1
+                spawn(torch.device(worker.device))
+
+        try:
+            for device in self.devices[: len(todo)]:
+                spawn(device)
+            while True:
+                live = [w for w in workers if not w.gone]
+                if not live:
+                    break
+                waitables = {}
+                for w in live:
+                    waitables[w.conn] = w
+                    waitables[w.process.sentinel] = w
+                ready = mp_connection.wait(list(waitables), timeout=5.0)
+                for obj in ready:
+                    worker = waitables[obj]
+                    if worker.gone:
+                        continue
+                    if obj is worker.conn:
+                        if not receive(worker):
+                            buried(worker)
+                    elif not worker.process.is_alive():
+                        buried(worker)
+        finally:
+            for w in workers:
+                if w.process.is_alive():
+                    w.process.terminate()
+            for w in workers:
+                w.process.join(timeout=10)
+                if w.process.is_alive():
+                    w.process.kill()
+                    w.process.join(timeout=10)
+                with contextlib.suppress(OSError):
+                    w.conn.close()
+        for index in todo:
+            reason = "another plan raised an error, so no new plans were started" if state["stop"] else (
+                "every worker died")
+            failures.append(PlanFailure(index, plans[index], "not run", reason))
+        return failures

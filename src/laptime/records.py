@@ -1,0 +1,106 @@
+"""Plain records shared by the runner, the results store and scoring. No torch here.
+
+A :class:`TrialRecord` is what one finished trial leaves behind: its identity (workload, variant,
+algorithm and its source hash, hyperparameters, seed, hardware, library versions), its outcome and
+its eval history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import math
+from typing import Any
+
+
+class Outcome(str, enum.Enum):
+    """How a trial ended."""
+
+    REACHED = "reached"  # met the validation target at an eval
+    BUDGET = "budget"  # spent its time budget without reaching the target
+    COMPLETE = "complete"  # the algorithm said "training complete" without reaching the target
+    DIVERGED = "diverged"  # a non-finite loss or parameter
+    FAILED = "failed"  # the algorithm (or the workload) raised; the error is kept
+
+    def __str__(self) -> str:  # pragma: no cover - cosmetic
+        return self.value
+
+
+@dataclasses.dataclass
+class EvalRecord:
+    """One evaluation: when (step, submission time, wall time) and every metric."""
+
+    step: int
+    submission_time: float  # seconds of submission time accumulated when the eval started
+    wall_time: float  # seconds since the trial started, eval time included
+    metrics: dict[str, float]
+    eval_duration: float = 0.0  # seconds the eval itself took (not counted as submission time)
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """One trial as stored. ``time_to_target``/``steps_to_target`` are ``None`` unless reached."""
+
+    workload: str
+    variant: str
+    config: str
+    workload_version: str
+    dataset: str
+    algorithm: str
+    algorithm_hash: str
+    hyperparameters: dict[str, Any]
+    seed: int
+    device: str
+    hardware_fingerprint: str
+    hardware: dict[str, Any]
+    versions: dict[str, Any]
+    target_metric: str
+    target_direction: str
+    target_value: float
+    budget_sec: float
+    outcome: Outcome
+    time_to_target: float | None
+    steps_to_target: int | None
+    submission_time: float
+    steps: int
+    wall_time: float
+    started_at: str
+    finished_at: str
+    error: str | None = None
+    ruleset: str | None = None
+    study: int | None = None
+    trial_index: int | None = None
+    plan_key: str | None = None  # identifies the planned trial, so re-running a benchmark can skip it
+    evals: list[EvalRecord] = dataclasses.field(default_factory=list)
+    trial_id: int | None = None
+    run_id: int | None = None
+
+    def __post_init__(self) -> None:
+        self.outcome = Outcome(self.outcome)
+
+    @property
+    def time_to_target_or_inf(self) -> float:
+        return math.inf if self.time_to_target is None else float(self.time_to_target)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialPlan:
+    workload: str
+    algorithm: str
+    hyperparameters: dict[str, Any]
+    seed: int = 0
+    variant: str | None = None
+    config: str | None = None
+    ruleset: str | None = None
+    study: int | None = None
+    trial_index: int | None = None
+    budget_factor: float = 1.0
+
+    def key(self, algorithm_hash: str = "", workload_version: str = "", device_type: str = "") -> str:
+        """A stable id of this planned trial; re-running a benchmark skips plans already stored."""
+        payload = json.dumps({**dataclasses.asdict(self), "algorithm_hash": algorithm_hash,
+                              "workload_version": workload_version, "device_type": device_type},
+                             sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:24]

@@ -1,0 +1,69 @@
+"""Render a :class:`~laptime.report.core.Report` as a GitHub-flavoured Markdown leaderboard.
+
+Shape::
+
+    | rank | algorithm | score | 95% CI | <workload 1> (s) | <workload 2> (s) | ... |
+    |---:|---|---:|---:|---:|---:|
+    | 1 | nadamw | 0.8333 | [0.7500, 0.9167] | 12.40 | ∞ |
+
+followed by a one-paragraph footnote.  ``|`` in names is escaped as ``\\|`` and newlines become
+spaces, so a name cannot break the table.  Without bootstrap intervals the CI cells are ``—``.
+When the score has a baseline a ``speedup vs <baseline>`` column is added after the CI.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from laptime.report.core import DASH, fmt_score, fmt_speedup, fmt_value, reached_counts, unit_label
+
+if TYPE_CHECKING:
+    from laptime.report.core import Report
+
+__all__ = ["md_escape", "render_markdown"]
+
+
+def md_escape(text: object) -> str:
+    """Make ``text`` safe inside a Markdown table cell (``\\``, ``|``, newlines, HTML brackets)."""
+    s = str(text).replace("\\", "\\\\").replace("|", "\\|")
+    s = s.replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(s.split())
+
+
+def render_markdown(report: Report) -> str:
+    s = report.score
+    boot = s.bootstrap
+    conf = f"{boot.confidence * 100:g}%" if boot is not None else "95%"
+    unit = unit_label(s.column)
+    has_base = s.baseline is not None and s.geomean_speedups is not None
+    header = ["rank", "algorithm", "score", f"{conf} CI"]
+    align = ["---:", "---", "---:", "---:"]
+    if has_base:
+        header.append(f"speedup vs {md_escape(s.baseline)}")
+        align.append("---:")
+    header += [f"{md_escape(w)} ({unit})" for w in s.workloads]
+    align += ["---:"] * len(s.workloads)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    for a in s.algorithms:
+        if boot is not None and a in boot.score_ci:
+            lo, hi = boot.score_ci[a]
+            ci = f"[{fmt_score(lo)}, {fmt_score(hi)}]"
+        else:
+            ci = DASH
+        cells = [str(s.ranks[a]), md_escape(a), fmt_score(s.scores[a]), ci]
+        if has_base:
+            cells.append(fmt_speedup(s.geomean_speedups.get(a)))
+        cells += [fmt_value(s.times[a].get(w, float("inf")), s.column) for w in s.workloads]
+        lines.append("| " + " | ".join(cells) + " |")
+    reached = reached_counts(s)
+    what = "steps to target" if s.column == "steps_to_target" else "seconds of submission time to target"
+    foot = (f"Score: normalised area under the performance profile for τ in [1, {s.tau_max:g}] "
+            f"(1 = fastest on every workload). Times: {what}, median over studies of each study's fastest "
+            "trial; ∞ = target missed.")
+    if boot is not None:
+        foot += f" CI: {conf} bootstrap over studies ({boot.n_resamples} resamples)."
+    if s.variants is not None:
+        foot += f" Variant gate on (max slowdown {s.max_slowdown:g}×)."
+    n_w = len(s.workloads)
+    foot += " Workloads reached: " + ", ".join(f"{md_escape(a)} {reached[a]}/{n_w}" for a in s.algorithms) + "."
+    return "\n".join(lines) + "\n\n" + foot + "\n"

@@ -1,0 +1,590 @@
+"""The results store: finished trials and their evals in one SQLite file.
+
+Schema
+------
+See :mod:`laptime.results.schema` for the full definition. In short::
+
+    meta(key, value)                      -- schema_version (and created_by)
+    runs(id, created_at, command, meta_json)
+    trials(id, run_id -> runs, <one column per TrialRecord field>)
+    evals(id, trial_id -> trials ON DELETE CASCADE, idx, step, submission_time,
+          wall_time, eval_duration, metrics_json)
+
+A *run* is one CLI invocation (one ``laptime run``, one ``laptime bench``); every trial it
+finishes points at it. ``hyperparameters``, ``hardware``, ``versions``, ``runs.meta_json`` and
+``evals.metrics_json`` are JSON text written by Python's ``json`` module, so NaN and infinities
+round-trip (as ``NaN``/``Infinity``, which Python reads back but strict JSON parsers may not).
+
+Atomicity
+---------
+Trials are written only once they are finished, and :meth:`ResultsStore.add_trial` writes the
+trial row and all its eval rows in a single ``BEGIN IMMEDIATE ... COMMIT`` transaction. Anything
+that goes wrong in between (a metric that is not JSON-serialisable, a full disk, the process being
+killed) rolls the whole trial back, so the store never holds a trial without its evals, and other
+connections never see one half-written: they read the last committed snapshot.
+
+Concurrency
+-----------
+The database runs in WAL mode with a generous busy timeout, so several processes (a local parallel
+executor runs one per device) can append to the same file: readers never block, writers queue up.
+One :class:`ResultsStore` (one connection) should be used by one thread.
+
+Versioning
+----------
+``meta.schema_version`` records the layout. Opening a file written by a newer laptime, or a file
+that is not a laptime results database, raises :class:`StoreError` rather than touching it.
+
+This module (and the whole :mod:`laptime.results` package) does not import torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as _dt
+import json
+import math
+import os
+import pathlib
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from laptime.records import EvalRecord, Outcome, TrialRecord
+from laptime.results.schema import (
+    DDL,
+    EVAL_FIELDS,
+    EVAL_NAN_COLUMNS,
+    SCHEMA_VERSION,
+    TRIAL_FIELDS,
+    TRIAL_JSON_COLUMNS,
+    TRIAL_NAN_COLUMNS,
+)
+
+__all__ = ["SCHEMA_VERSION", "ResultsStore", "StoreError", "default_store_path"]
+
+#: Seconds a connection waits for another process's write lock before giving up.
+BUSY_TIMEOUT_S = 60.0
+
+#: Columns of ``to_pandas('trials')`` / ``export_csv(table='trials')``.
+TRIAL_EXPORT_COLUMNS: tuple[str, ...] = ("trial_id", "run_id", *TRIAL_FIELDS)
+
+_TABLES = ("trials", "evals")
+_FILTERS = ("workload", "variant", "algorithm", "run_id", "outcome", "plan_key")
+
+
+class StoreError(Exception):
+    """A results-store problem worth showing to the user as is (bad file, version, missing id)."""
+
+
+def default_store_path() -> pathlib.Path:
+    """Where results go by default.
+
+    ``$LAPTIME_DB`` if set, else ``$XDG_DATA_HOME/laptime/results.sqlite`` (with
+    ``XDG_DATA_HOME`` defaulting to ``~/.local/share``).
+    """
+    env = os.environ.get("LAPTIME_DB")
+    if env:
+        return pathlib.Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    # The XDG spec says relative values are invalid and must be ignored.
+    base = pathlib.Path(xdg) if xdg and os.path.isabs(xdg) else pathlib.Path.home() / ".local" / "share"
+    return base / "laptime" / "results.sqlite"
+
+
+# --------------------------------------------------------------------------------------------
+# JSON and row conversion
+# --------------------------------------------------------------------------------------------
+
+
+def _json_default(obj: Any) -> Any:
+    """Let numpy/torch scalars and arrays through ``json.dumps`` (duck-typed, no imports)."""
+    item = getattr(obj, "item", None)
+    if callable(item):
+        try:
+            return item()  # numpy scalar, 0-d array or tensor
+        except (ValueError, RuntimeError):
+            pass  # more than one element: fall through to tolist()
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _dumps(obj: Any, what: str) -> str:
+    try:
+        return json.dumps(obj, allow_nan=True, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"cannot store {what}: {exc}") from exc
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _nan_if_null(value: Any) -> Any:
+    return math.nan if value is None else value
+
+
+def _trial_row(trial: TrialRecord) -> list[Any]:
+    """The ``trials`` values for ``trial`` in :data:`TRIAL_FIELDS` order (``run_id`` excluded)."""
+    row: list[Any] = []
+    for name in TRIAL_FIELDS:
+        value = getattr(trial, name)
+        if name in TRIAL_JSON_COLUMNS:
+            value = _dumps(value, f"trial {name}")
+        elif name == "outcome":
+            value = Outcome(value).value
+        row.append(value)
+    return row
+
+
+def _eval_row(trial_id: int, idx: int, ev: EvalRecord) -> tuple[Any, ...]:
+    """The ``evals`` values for the ``idx``-th eval of a trial (metrics serialised here)."""
+    metrics = _dumps(ev.metrics, f"metrics of eval {idx} (step {ev.step})")
+    return (trial_id, idx, ev.step, ev.submission_time, ev.wall_time, ev.eval_duration, metrics)
+
+
+def _record_from_row(row: sqlite3.Row, evals: list[EvalRecord] | None) -> TrialRecord:
+    kwargs: dict[str, Any] = {}
+    for name in TRIAL_FIELDS:
+        value = row[name]
+        if name in TRIAL_JSON_COLUMNS:
+            value = _loads(value)
+        elif name in TRIAL_NAN_COLUMNS:
+            value = _nan_if_null(value)
+        kwargs[name] = value
+    try:
+        return TrialRecord(**kwargs, evals=evals or [], trial_id=row["id"], run_id=row["run_id"])
+    except ValueError as exc:  # e.g. an outcome this laptime does not know
+        raise StoreError(f"trial {row['id']} cannot be read: {exc}") from exc
+
+
+def _eval_from_row(row: sqlite3.Row) -> EvalRecord:
+    return EvalRecord(
+        step=row["step"],
+        submission_time=_nan_if_null(row["submission_time"]),
+        wall_time=_nan_if_null(row["wall_time"]),
+        metrics=json.loads(row["metrics_json"]),
+        eval_duration=_nan_if_null(row["eval_duration"]),
+    )
+
+
+def _where(filters: dict[str, Any], prefix: str = "") -> tuple[str, list[Any]]:
+    """``WHERE`` clause for trial filters; a filter may be one value or a list/tuple/set of them."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for name in _FILTERS:
+        value = filters.get(name)
+        if value is None:
+            continue
+        values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        if name == "outcome":
+            try:
+                values = [Outcome(v).value for v in values]
+            except ValueError as exc:
+                known = ", ".join(o.value for o in Outcome)
+                raise StoreError(f"unknown outcome filter {value!r} (known: {known})") from exc
+        if not values:
+            clauses.append("0")
+            continue
+        marks = ", ".join("?" * len(values))
+        clauses.append(f"{prefix}{name} IN ({marks})")
+        params.extend(values)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _new_file_mode(target: pathlib.Path) -> int:
+    """Permissions for a file replacing ``target``: its current ones, else 0666 minus the umask."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+# --------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------
+
+
+class ResultsStore:
+    """Finished trials, their evals and the runs that produced them, in one SQLite file.
+
+    ``path`` may be ``':memory:'`` (a private, throw-away database). The parent directory is
+    created if needed, and a new file gets the current schema. Use as a context manager or call
+    :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.memory = str(path) == ":memory:"
+        self.path: str = ":memory:" if self.memory else str(pathlib.Path(path).expanduser())
+        self._conn: sqlite3.Connection | None = None
+        if not self.memory:
+            target = pathlib.Path(self.path)
+            if target.is_dir():
+                raise StoreError(f"results store {self.path} is a directory, not a file")
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the directory for results store {self.path}: {exc}"
+                ) from exc
+        try:
+            # isolation_level=None: no implicit transactions; we BEGIN/COMMIT explicitly.
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open results store {self.path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        self._conn = conn
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- opening ------------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            tables = self._tables()  # reads the header: fails here on a non-SQLite file
+            if not tables:  # a new (or empty) file: make it ours
+                self._use_wal()
+                self._create_schema()
+                tables = self._tables()
+            self._check_version(tables)  # never modify a file before knowing it is ours
+            self._use_wal()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise StoreError(
+                    f"{self.path} is not a laptime results database (not a readable SQLite file: "
+                    f"{exc}); point laptime at another file (--db or $LAPTIME_DB)"
+                ) from exc
+            raise StoreError(f"cannot open results store {self.path}: {exc}") from exc
+
+    def _use_wal(self) -> None:
+        """Switch to WAL (persistent in the file; a no-op when already on or for ':memory:')."""
+        if self.memory:
+            return
+        conn = self.conn
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+
+    def _tables(self) -> set[str]:
+        assert self._conn is not None
+        rows = self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _create_schema(self) -> None:
+        from laptime import __version__
+
+        with self._write():
+            # Another process may have created it between our check and our lock.
+            if self._tables():
+                return
+            for stmt in DDL:
+                self._conn.execute(stmt)  # type: ignore[union-attr]
+            self._conn.executemany(  # type: ignore[union-attr]
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("schema_version", str(SCHEMA_VERSION)), ("created_by", f"laptime {__version__}")],
+            )
+
+    def _check_version(self, tables: set[str]) -> None:
+        assert self._conn is not None
+        not_ours = f"{self.path} is not a laptime results database"
+        if "meta" not in tables:
+            listed = ", ".join(sorted(tables))
+            raise StoreError(f"{not_ours} (it is an SQLite file with tables {listed} but no laptime "
+                             "'meta' table); point laptime at another file (--db or $LAPTIME_DB)")
+        try:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError as exc:  # a 'meta' table of some other shape
+            raise StoreError(f"{not_ours} (its 'meta' table is not laptime's: {exc})") from exc
+        try:
+            version = int(row[0]) if row is not None else None
+        except (TypeError, ValueError):
+            version = None
+        if version is None:
+            raise StoreError(f"{not_ours} (no valid schema_version in its 'meta' table)")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"results store {self.path} has schema version {version}, but this laptime only "
+                f"knows versions up to {SCHEMA_VERSION}: upgrade laptime (pip install -U laptime) "
+                "to read it"
+            )
+        if version < 1 or not {"runs", "trials", "evals"} <= tables:
+            listed = ", ".join(sorted(tables))
+            raise StoreError(f"{not_ours} (schema version {version}, tables {listed})")
+        self.schema_version = version
+
+    # ---- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"results store {self.path} is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: takes the write lock up front, commits or rolls back as a whole."""
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write to results store {self.path}: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction, so several SELECTs see one consistent snapshot."""
+        conn = self.conn
+        if conn.in_transaction:  # already inside one of ours
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.rollback()  # nothing was written; just ends the snapshot
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else "open"
+        return f"ResultsStore({self.path!r}, {state})"
+
+    # ---- writing --------------------------------------------------------------------------------
+
+    def start_run(self, command: str, meta: dict[str, Any] | None = None) -> int:
+        """Record one CLI invocation; returns its id (pass it to :meth:`add_trial`)."""
+        meta_json = _dumps(meta or {}, "run meta")
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (created_at, command, meta_json) VALUES (?, ?, ?)",
+                (_utc_now(), command, meta_json),
+            )
+        return int(cur.lastrowid)
+
+    def update_run_meta(self, run_id: int, meta: dict[str, Any]) -> None:
+        """Merge ``meta`` into a run's meta (e.g. the trial ids a benchmark ended with)."""
+        with self._write() as conn:
+            row = conn.execute("SELECT meta_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"there is no run {run_id} in {self.path}")
+            merged = {**json.loads(row["meta_json"]), **meta}
+            conn.execute("UPDATE runs SET meta_json = ? WHERE id = ?", (_dumps(merged, "run meta"), run_id))
+
+    def add_trial(self, run_id: int | None, trial: TrialRecord) -> int:
+        """Store a finished trial and all its evals atomically; returns the new trial id.
+
+        Sets ``trial.trial_id`` and ``trial.run_id`` once committed (a ``trial_id`` the record
+        already had, e.g. from another store, is ignored: the trial gets a new id here). If
+        anything fails, nothing of the trial is stored and :class:`StoreError` (or the original
+        exception) propagates.
+        """
+        row = _trial_row(trial)  # fails early on bad hyperparameters etc.
+        cols = ", ".join(("run_id", *TRIAL_FIELDS))
+        marks = ", ".join("?" * (len(TRIAL_FIELDS) + 1))
+        try:
+            with self._write() as conn:
+                cur = conn.execute(f"INSERT INTO trials ({cols}) VALUES ({marks})", [run_id, *row])
+                trial_id = int(cur.lastrowid)
+                conn.executemany(
+                    "INSERT INTO evals (trial_id, idx, step, submission_time, wall_time, "
+                    "eval_duration, metrics_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (_eval_row(trial_id, i, ev) for i, ev in enumerate(trial.evals)),
+                )
+        except sqlite3.IntegrityError as exc:
+            if run_id is not None and "FOREIGN KEY" in str(exc):
+                raise StoreError(f"cannot store trial: there is no run {run_id} in {self.path}") from exc
+            raise StoreError(f"cannot store trial: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot store trial in {self.path}: {exc}") from exc
+        trial.trial_id = trial_id
+        trial.run_id = run_id
+        return trial_id
+
+    # ---- reading --------------------------------------------------------------------------------
+
+    def get_trial(self, trial_id: int, with_evals: bool = True) -> TrialRecord:
+        """The trial with this id; :class:`StoreError` if there is none."""
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no trial with id {trial_id} in {self.path}")
+            evals = self.evals(trial_id) if with_evals else None
+        return _record_from_row(row, evals)
+
+    def trials(
+        self,
+        *,
+        workload: str | Iterable[str] | None = None,
+        variant: str | Iterable[str] | None = None,
+        algorithm: str | Iterable[str] | None = None,
+        run_id: int | Iterable[int] | None = None,
+        outcome: Outcome | str | Iterable[Outcome | str] | None = None,
+        plan_key: str | Iterable[str] | None = None,
+        with_evals: bool = False,
+    ) -> list[TrialRecord]:
+        """Trials matching every given filter (a value, or a list of accepted values), by id."""
+        filters = dict(workload=workload, variant=variant, algorithm=algorithm, run_id=run_id,
+                       outcome=outcome, plan_key=plan_key)
+        where, params = _where(filters, prefix="t.")
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT t.* FROM trials t{where} ORDER BY t.id", params).fetchall()
+            by_trial: dict[int, list[EvalRecord]] = {}
+            if with_evals and rows:
+                eval_rows = conn.execute(
+                    f"SELECT e.* FROM evals e JOIN trials t ON e.trial_id = t.id{where} "
+                    "ORDER BY e.trial_id, e.idx",
+                    params,
+                )
+                for er in eval_rows:
+                    by_trial.setdefault(er["trial_id"], []).append(_eval_from_row(er))
+        return [_record_from_row(r, by_trial.get(r["id"], [])) for r in rows]
+
+    def find_by_plan_key(self, plan_key: str) -> TrialRecord | None:
+        """The latest stored (hence finished) trial with this plan key, evals included, or None.
+
+        Whatever its outcome: the caller decides whether e.g. a failed trial should be re-run.
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT * FROM trials WHERE plan_key = ? ORDER BY id DESC LIMIT 1", (plan_key,)
+            ).fetchone()
+            if row is None:
+                return None
+            return _record_from_row(row, self.evals(row["id"]))
+
+    def evals(self, trial_id: int) -> list[EvalRecord]:
+        """The evals of a trial in order (empty if the trial has none or does not exist)."""
+        rows = self.conn.execute(
+            "SELECT * FROM evals WHERE trial_id = ? ORDER BY idx", (trial_id,)
+        ).fetchall()
+        return [_eval_from_row(r) for r in rows]
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run by id: ``{'id', 'created_at', 'command', 'meta', 'n_trials'}``."""
+        rows = self.conn.execute(
+            "SELECT r.id, r.created_at, r.command, r.meta_json, "
+            "(SELECT COUNT(*) FROM trials t WHERE t.run_id = r.id) AS n_trials "
+            "FROM runs r ORDER BY r.id"
+        ).fetchall()
+        return [
+            {"id": r["id"], "created_at": r["created_at"], "command": r["command"],
+             "meta": json.loads(r["meta_json"]), "n_trials": r["n_trials"]}
+            for r in rows
+        ]
+
+    # ---- tabular export -------------------------------------------------------------------------
+
+    def _table_rows(self, table: str, filters: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+        """Columns and rows of the flat ``trials``/``evals`` tables (JSON columns left as text)."""
+        if table not in _TABLES:
+            raise StoreError(f"unknown table {table!r}: expected one of {', '.join(_TABLES)}")
+        where, params = _where(filters, prefix="t.")
+        with self._read() as conn:
+            if table == "trials":
+                cursor = conn.execute(f"SELECT t.* FROM trials t{where} ORDER BY t.id", params)
+                rows = []
+                for r in cursor:
+                    out: dict[str, Any] = {"trial_id": r["id"], "run_id": r["run_id"]}
+                    for name in TRIAL_FIELDS:
+                        out[name] = _nan_if_null(r[name]) if name in TRIAL_NAN_COLUMNS else r[name]
+                    rows.append(out)
+                return list(TRIAL_EXPORT_COLUMNS), rows
+            cursor = conn.execute(
+                f"SELECT e.* FROM evals e JOIN trials t ON e.trial_id = t.id{where} "
+                "ORDER BY e.trial_id, e.idx",
+                params,
+            )
+            rows = []
+            metric_cols: dict[str, str] = {}  # metric name -> column name
+            for r in cursor:
+                out = {name: (_nan_if_null(r[name]) if name in EVAL_NAN_COLUMNS else r[name])
+                       for name in EVAL_FIELDS}
+                for metric, value in json.loads(r["metrics_json"]).items():
+                    col = metric_cols.get(metric)
+                    if col is None:
+                        # A metric named like a fixed column ('step', ...) must not overwrite it.
+                        col = f"metric.{metric}" if metric in EVAL_FIELDS else metric
+                        metric_cols[metric] = col
+                    out[col] = value
+                rows.append(out)
+            return [*EVAL_FIELDS, *sorted(metric_cols.values())], rows
+
+    def to_pandas(self, table: str = "trials", **filters: Any):
+        """``trials`` or ``evals`` as a DataFrame (same columns as :meth:`export_csv`).
+
+        In ``trials``, ``hyperparameters``/``hardware``/``versions`` are decoded to dicts and
+        ``outcome`` is the outcome string. In ``evals`` each metric is a column (NaN where an eval
+        lacks it). Keyword filters are those of :meth:`trials` (evals: of their trial).
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise StoreError("pandas is needed for ResultsStore.to_pandas: pip install pandas") from exc
+        columns, rows = self._table_rows(table, filters)
+        if table == "trials":
+            for row in rows:
+                for name in TRIAL_JSON_COLUMNS:
+                    row[name] = _loads(row[name])
+        return pd.DataFrame.from_records(rows, columns=columns)
+
+    def export_csv(self, path: str | os.PathLike[str], table: str = "trials", **filters: Any) -> int:
+        """Write ``trials`` or ``evals`` to a CSV file atomically; returns the number of rows.
+
+        ``trials``: ``trial_id, run_id`` and every TrialRecord field except ``evals``, JSON fields
+        as JSON text. ``evals``: ``trial_id, idx, step, submission_time, wall_time,
+        eval_duration`` and then one column per metric name (union over rows, sorted; empty where
+        an eval lacks it). Non-finite floats are written as ``nan``/``inf``/``-inf``. The file is
+        written next to ``path`` and moved into place, so readers never see half a file.
+        """
+        columns, rows = self._table_rows(table, filters)
+        target = pathlib.Path(path).expanduser()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            os.chmod(tmp, _new_file_mode(target))  # mkstemp makes it 0600
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=columns, restval="", extrasaction="raise")
+                writer.writeheader()
+                writer.writerows(rows)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return len(rows)

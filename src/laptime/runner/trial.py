@@ -1,0 +1,327 @@
+"""One timed trial: an algorithm trains a workload until it meets the validation target or its
+budget is spent.
+
+Timing rules (AlgoPerf's, made exact):
+
+* **Submission time** is the sum, over steps, of (end of this step − end of the previous step),
+  each end read after a device synchronize. A step is ``data_selection`` + ``update_params``.
+  ``init_optimizer_state`` is charged too (AlgoPerf leaves it out; laptime counts it so that no
+  work can hide in it). ``prepare_for_eval`` is charged. Evaluation, logging, progress display and
+  the finiteness checks are not: after them the "end of the previous step" is reset.
+* **Eval cadence**: by default the *submission clock* drives it: an eval is due once
+  ``eval_period_time_sec`` of submission time has passed since the last one. Because eval time is
+  excluded from that clock, evaluation costs never shift when evals happen relative to training.
+  ``eval_every_steps`` switches to a step clock (deterministic eval points, used for exact
+  reproducibility checks). There is always an eval at the end.
+* **Stop**: at the first eval whose validation metric meets the target (inclusive: ``>=`` for
+  metrics to maximise, ``<=`` to minimise — :meth:`laptime.api.Target.reached`, used everywhere),
+  when the budget (``max_allowed_runtime_sec × budget_factor``) is spent, when ``max_steps`` is
+  reached, or when the algorithm raises :class:`~laptime.api.TrainingComplete`. A target met at
+  an eval whose submission time is past the budget does not count.
+* **Divergence**: a non-finite training loss (seen through ``workload.loss_fn``), a non-finite
+  parameter or a non-finite validation metric ends the trial as ``diverged``.
+* **Failure**: an exception raised by the algorithm or workload ends the trial as ``failed`` with
+  the traceback kept. ``KeyboardInterrupt`` is not caught.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import functools
+import math
+import traceback
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from laptime.api import Algorithm, Hyperparameters, TrainingComplete, Workload
+from laptime.records import EvalRecord, Outcome
+from laptime.runner.clock import DeviceClock
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def synchronize(self) -> None: ...
+
+
+class TrialProgress(Protocol):
+    """Receives progress; called outside the timed region."""
+
+    def start(self, workload: Workload, algorithm: Algorithm, budget_sec: float) -> None: ...
+
+    def step(self, global_step: int, submission_time: float) -> None: ...
+
+    def evaluated(self, record: EvalRecord, reached: bool) -> None: ...
+
+    def finish(self, result: "TrialResult") -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialOptions:
+    budget_factor: float = 1.0  # the self-tuning ruleset multiplies the budget (1.5 by default)
+    eval_every_steps: int | None = None  # step clock instead of the submission clock
+    eval_period_sec: float | None = None  # override the workload's eval period (submission seconds)
+    max_steps: int | None = None  # hard cap on steps (tests, smoke runs)
+    eval_splits: Sequence[str] | None = None  # default: the workload's (validation and test)
+    check_loss_every: int = 1  # steps between finiteness checks of the training loss
+    stop_at_target: bool = True
+
+    def __post_init__(self) -> None:
+        if self.budget_factor <= 0:
+            raise ValueError("budget_factor must be > 0")
+        if self.eval_every_steps is not None and self.eval_every_steps < 1:
+            raise ValueError("eval_every_steps must be >= 1")
+        if self.eval_period_sec is not None and self.eval_period_sec <= 0:
+            raise ValueError("eval_period_sec must be > 0")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("max_steps must be >= 1")
+        if self.check_loss_every < 1:
+            raise ValueError("check_loss_every must be >= 1")
+
+
+@dataclasses.dataclass
+class TrialResult:
+    outcome: Outcome
+    time_to_target: float | None
+    steps_to_target: int | None
+    submission_time: float
+    steps: int
+    wall_time: float
+    budget_sec: float
+    evals: list[EvalRecord]
+    started_at: str
+    finished_at: str
+    error: str | None = None
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        return dict(self.evals[-1].metrics) if self.evals else {}
+
+
+def derive_seeds(seed: int) -> dict[str, int]:
+    """Independent 63-bit seeds for the model, the data order and the algorithm's rng."""
+    children = np.random.SeedSequence(int(seed)).spawn(3)
+    model, data, algo = (int(c.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for c in children)
+    return {"model": model, "data": data, "algorithm": algo}
+
+
+class _LossProbe:
+    """Wraps ``workload.loss_fn`` to remember the last loss an algorithm computed (no sync)."""
+
+    def __init__(self, workload: Workload):
+        self.workload = workload
+        self.original = workload.loss_fn
+        self.last: torch.Tensor | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        out = self.original(*args, **kwargs)
+        summed = out.get("summed") if isinstance(out, Mapping) else None
+        if isinstance(summed, torch.Tensor):
+            self.last = summed.detach()
+        return out
+
+    def __enter__(self) -> "_LossProbe":
+        self.workload.loss_fn = self  # instance attribute shadows the method
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            del self.workload.loss_fn
+        except AttributeError:
+            pass
+
+    def nonfinite(self) -> bool:
+        last, self.last = self.last, None
+        return last is not None and not bool(torch.isfinite(last).all())
+
+
+def _params_finite(model: torch.nn.Module) -> bool:
+    with torch.no_grad():
+        return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+@functools.cache
+def warm_up_torch() -> None:
+    """Pay torch's one-off lazy work before any clock starts.
+
+    The first optimizer built in a process imports ``torch._dynamo`` (about a second on a CPU);
+    without this, the first trial of every process would be charged for it.
+    """
+    param = torch.nn.Parameter(torch.zeros(2))
+    param.grad = torch.ones(2)
+    for make in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
+        make([param], lr=0.0).step()
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_trial(
+    workload: Workload,
+    algorithm: Algorithm,
+    hyperparameters: Mapping[str, Any] | None,
+    seed: int,
+    options: TrialOptions | None = None,
+    *,
+    clock: Clock | None = None,
+    progress: TrialProgress | None = None,
+) -> TrialResult:
+    """Run one trial and return its result. Never raises for algorithm errors or divergence."""
+    options = options or TrialOptions()
+    clock = clock or DeviceClock(workload.device)
+    hp = hyperparameters if isinstance(hyperparameters, Hyperparameters) else Hyperparameters(hyperparameters or {})
+    budget = float(workload.max_allowed_runtime_sec) * options.budget_factor
+    eval_period = options.eval_period_sec or float(workload.eval_period_time_sec)
+    metric_key = f"validation/{workload.target_metric_name}"
+    seeds = derive_seeds(seed)
+    started_at = _now_iso()
+
+    evals: list[EvalRecord] = []
+    eval_results: list[tuple[int, dict[str, float]]] = []
+    state: dict[str, Any] = {
+        "accumulated_submission_time": 0.0,
+        "last_eval_time": 0.0,
+        "is_time_remaining": True,
+        "validation_goal_reached": False,
+        "training_complete": False,
+        "global_step": 0,
+        "max_allowed_runtime_sec": budget,
+    }
+    train_state = MappingProxyType(state)
+    outcome: Outcome | None = None
+    error: str | None = None
+    time_to_target: float | None = None
+    steps_to_target: int | None = None
+    sub_time = 0.0
+    step = 0
+
+    if progress is not None:
+        progress.start(workload, algorithm, budget)
+
+    warm_up_torch()
+    wall_start = clock.now()
+    with _LossProbe(workload) as probe:
+        try:
+            model, model_state = workload.init_model_fn(seeds["model"])
+            param_types = workload.model_params_types
+            batch_size = int(algorithm.get_batch_size(workload.spec.key))
+            if batch_size < 1:
+                raise ValueError(f"get_batch_size returned {batch_size}; it must be >= 1")
+            input_queue = workload.train_batches(batch_size, seeds["data"])
+            rng = torch.Generator().manual_seed(seeds["algorithm"])
+            torch.manual_seed(seeds["algorithm"])  # dropout and other global-RNG users
+
+            # ---- timed: optimizer initialisation
+            clock.synchronize()
+            last_end = clock.now()
+            optimizer_state = algorithm.init_optimizer_state(workload, model, model_state, hp, rng)
+            now = clock.now()
+            sub_time += now - last_end
+            last_end = now
+        except Exception:  # noqa: BLE001 - setup errors are recorded outcomes
+            outcome, error = Outcome.FAILED, traceback.format_exc()
+
+        def evaluate() -> tuple[bool, bool]:
+            """prepare_for_eval (timed) + eval (untimed). Returns (reached, diverged)."""
+            nonlocal optimizer_state, model, model_state, sub_time, time_to_target, steps_to_target
+            t0 = clock.now()
+            optimizer_state, model, model_state = algorithm.prepare_for_eval(
+                workload, model, param_types, model_state, hp, workload.loss_type, optimizer_state,
+                eval_results, step, rng)
+            t1 = clock.now()
+            sub_time += t1 - t0
+            metrics = workload.eval_model(model, model_state, options.eval_splits)
+            t2 = clock.now()
+            record = EvalRecord(step=step, submission_time=sub_time, wall_time=t2 - wall_start,
+                                metrics=metrics, eval_duration=t2 - t1)
+            evals.append(record)
+            eval_results.append((step, metrics))
+            state["last_eval_time"] = sub_time
+            state["accumulated_submission_time"] = sub_time
+            value = metrics.get(metric_key)
+            if value is None:
+                raise KeyError(f"workload eval returned no {metric_key!r} (got {sorted(metrics)})")
+            diverged = not math.isfinite(value) or not _params_finite(model)
+            reached = (not diverged) and sub_time <= budget and workload.target.reached(value)
+            if reached and time_to_target is None:
+                time_to_target, steps_to_target = sub_time, step
+                state["validation_goal_reached"] = True
+            if progress is not None:
+                progress.evaluated(record, reached)
+            return reached, diverged
+
+        last_eval_step = -1
+        while outcome is None:
+            # ---- timed: one step
+            complete = False
+            try:
+                batch = algorithm.data_selection(workload, input_queue, optimizer_state, model, model_state, hp,
+                                                 step, rng)
+                optimizer_state, model, model_state = algorithm.update_params(
+                    workload, model, param_types, model_state, hp, batch, workload.loss_type, optimizer_state,
+                    eval_results, step, rng, train_state)
+                step += 1
+            except TrainingComplete:
+                complete = True
+            except Exception:  # noqa: BLE001 - algorithm errors are recorded outcomes
+                outcome, error = Outcome.FAILED, traceback.format_exc()
+                break
+            now = clock.now()
+            sub_time += now - last_end
+            last_end = now
+            # ---- untimed bookkeeping
+            state["accumulated_submission_time"] = sub_time
+            state["global_step"] = step
+            state["is_time_remaining"] = sub_time < budget
+            state["training_complete"] = complete
+            if step % options.check_loss_every == 0 and probe.nonfinite():
+                outcome = Outcome.DIVERGED
+                break
+            if progress is not None:
+                progress.step(step, sub_time)
+
+            out_of_budget = sub_time >= budget
+            out_of_steps = options.max_steps is not None and step >= options.max_steps
+            if options.eval_every_steps is not None:
+                due = step % options.eval_every_steps == 0 and step != last_eval_step
+            else:
+                due = sub_time - state["last_eval_time"] >= eval_period
+            if due or complete or out_of_budget or out_of_steps:
+                try:
+                    reached, diverged = evaluate()
+                except Exception:  # noqa: BLE001
+                    outcome, error = Outcome.FAILED, traceback.format_exc()
+                    break
+                last_eval_step = step
+                if diverged:
+                    outcome = Outcome.DIVERGED
+                elif reached and options.stop_at_target:
+                    outcome = Outcome.REACHED
+                elif complete:
+                    outcome = Outcome.REACHED if time_to_target is not None else Outcome.COMPLETE
+                elif out_of_budget or out_of_steps:
+                    outcome = Outcome.REACHED if time_to_target is not None else Outcome.BUDGET
+            last_end = clock.now()  # bookkeeping, progress and evals are not charged
+
+    result = TrialResult(
+        outcome=outcome,
+        time_to_target=time_to_target,
+        steps_to_target=steps_to_target,
+        submission_time=sub_time,
+        steps=step,
+        wall_time=clock.now() - wall_start,
+        budget_sec=budget,
+        evals=evals,
+        started_at=started_at,
+        finished_at=_now_iso(),
+        error=error,
+    )
+    if progress is not None:
+        progress.finish(result)
+    return result

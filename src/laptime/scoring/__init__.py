@@ -1,0 +1,71 @@
+"""Scoring: trial results -> times tables -> performance profiles, benchmark scores, speedups.
+
+Pure functions (stdlib + numpy); no torch.  Typical use::
+
+    from laptime.scoring import read_times_csv, score_table
+    report = score_table(read_times_csv("times.csv"), tau_max=4)
+    print(report.format_table())      # or report.to_json()
+
+Modules: :mod:`.core` (rows, aggregation, ratios, profiles, scores, ranks, speedups, variant
+gate, comparability check), :mod:`.bootstrap` (confidence intervals over studies),
+:mod:`.report` (CSV input, :class:`ScoreReport`, :func:`score_table`, :func:`score_records`).
+"""
+
+from laptime.scoring.bootstrap import BootstrapResult, bootstrap_scores
+from laptime.scoring.core import (
+    COLUMNS,
+    ScoringError,
+    TimeRow,
+    Times,
+    aggregate,
+    algorithms_and_workloads,
+    apply_variant_gate,
+    as_time_rows,
+    benchmark_scores,
+    check_comparable,
+    geometric_mean,
+    geometric_mean_speedups,
+    median,
+    performance_profiles,
+    performance_ratios,
+    rank_scores,
+    rows_from_records,
+    speedups,
+    study_bests,
+    tau_grid,
+    variants_from_workloads,
+    workload_key,
+)
+from laptime.scoring.report import REQUIRED_CSV_COLUMNS, ScoreReport, read_times_csv, score_records, score_table
+
+__all__ = [
+    "COLUMNS",
+    "REQUIRED_CSV_COLUMNS",
+    "BootstrapResult",
+    "ScoreReport",
+    "ScoringError",
+    "TimeRow",
+    "Times",
+    "aggregate",
+    "algorithms_and_workloads",
+    "apply_variant_gate",
+    "as_time_rows",
+    "benchmark_scores",
+    "bootstrap_scores",
+    "check_comparable",
+    "geometric_mean",
+    "geometric_mean_speedups",
+    "median",
+    "performance_profiles",
+    "performance_ratios",
+    "rank_scores",
+    "read_times_csv",
+    "rows_from_records",
+    "score_records",
+    "score_table",
+    "speedups",
+    "study_bests",
+    "tau_grid",
+    "variants_from_workloads",
+    "workload_key",
+]

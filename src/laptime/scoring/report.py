@@ -1,0 +1,347 @@
+"""Scoring entry points for the CLI: read a times CSV, score it, render JSON or a text table."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Union
+
+from laptime.records import TrialRecord
+from laptime.scoring.bootstrap import BootstrapResult, bootstrap_scores
+from laptime.scoring.core import (
+    RowLike,
+    ScoringError,
+    Times,
+    TimeRow,
+    aggregate,
+    apply_variant_gate,
+    as_time_rows,
+    benchmark_scores,
+    check_comparable,
+    geometric_mean_speedups,
+    performance_ratios,
+    rank_scores,
+    rows_from_records,
+    speedups,
+    variants_from_workloads,
+    _check_tau_max,
+)
+
+__all__ = ["REQUIRED_CSV_COLUMNS", "read_times_csv", "ScoreReport", "score_table", "score_records"]
+
+#: Header columns a times CSV must have (any order, case-insensitive; extra columns are ignored,
+#: except an optional ``steps_to_target`` which is read when present).
+REQUIRED_CSV_COLUMNS = ("algorithm", "workload", "study", "trial", "time_to_target")
+
+_INF_WORDS = {"", "inf", "+inf", "infinity", "+infinity"}
+
+
+def _parse_value(text: str, column: str, line: int, path: str) -> float:
+    t = text.strip()
+    if t.lower() in _INF_WORDS:
+        return math.inf
+    try:
+        v = float(t)
+    except ValueError:
+        raise ScoringError(f"{path}, line {line}: {column} {text!r} is not a number") from None
+    if math.isnan(v):
+        raise ScoringError(f"{path}, line {line}: {column} is NaN")
+    if v < 0:
+        raise ScoringError(f"{path}, line {line}: {column} {text!r} is negative")
+    return v
+
+
+def _parse_int(text: str, column: str, line: int, path: str) -> int:
+    t = text.strip()
+    if t == "":
+        return 0
+    try:
+        f = float(t)
+    except ValueError:
+        f = math.nan
+    if not f.is_integer():
+        raise ScoringError(f"{path}, line {line}: {column} {text!r} is not an integer")
+    return int(f)
+
+
+def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
+    """Read trial rows from a CSV file with a header row.
+
+    Required columns (any order, names case-insensitive): ``algorithm, workload, study, trial,
+    time_to_target``; an optional ``steps_to_target`` column is read too; other columns are
+    ignored.  Values: ``inf``, ``Infinity`` (any case, optional ``+``) and an empty cell mean a
+    miss (``inf``); an empty ``study``/``trial`` is 0.  Blank lines are skipped.
+    Raises :class:`ScoringError` (with the file's line number) for a missing file, an empty file
+    or one with a header but no rows, a missing column, a wrong number of fields, an empty
+    algorithm/workload, a non-numeric, NaN or negative time, or a non-integer study/trial.
+    """
+    p = os.fspath(path)
+    try:
+        f = open(p, newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ScoringError(f"times file not found: {p}") from None
+    except OSError as e:
+        raise ScoringError(f"cannot read times file {p}: {e}") from None
+    with f:
+        reader = csv.reader(f)
+        header = None
+        for raw in reader:
+            if any(c.strip() for c in raw):
+                header = [c.strip().lower() for c in raw]
+                break
+        if header is None:
+            raise ScoringError(f"{p}: the file is empty (expected a header row: {', '.join(REQUIRED_CSV_COLUMNS)})")
+        header_line = reader.line_num
+        missing = [c for c in REQUIRED_CSV_COLUMNS if c not in header]
+        if missing:
+            raise ScoringError(
+                f"{p}, line {header_line}: missing column(s) {', '.join(missing)} "
+                f"(header has: {', '.join(header)})"
+            )
+        col = {c: header.index(c) for c in (*REQUIRED_CSV_COLUMNS, "steps_to_target") if c in header}
+        rows: list[TimeRow] = []
+        for raw in reader:
+            line = reader.line_num
+            if not any(c.strip() for c in raw):
+                continue
+            if len(raw) != len(header):
+                raise ScoringError(f"{p}, line {line}: expected {len(header)} fields, got {len(raw)}")
+            alg = raw[col["algorithm"]].strip()
+            wl = raw[col["workload"]].strip()
+            if not alg:
+                raise ScoringError(f"{p}, line {line}: algorithm is empty")
+            if not wl:
+                raise ScoringError(f"{p}, line {line}: workload is empty")
+            steps = math.inf
+            if "steps_to_target" in col:
+                steps = _parse_value(raw[col["steps_to_target"]], "steps_to_target", line, p)
+            rows.append(
+                TimeRow(
+                    algorithm=alg,
+                    workload=wl,
+                    study=_parse_int(raw[col["study"]], "study", line, p),
+                    trial=_parse_int(raw[col["trial"]], "trial", line, p),
+                    time_to_target=_parse_value(raw[col["time_to_target"]], "time_to_target", line, p),
+                    steps_to_target=steps,
+                )
+            )
+    if not rows:
+        raise ScoringError(f"{p}: no data rows after the header")
+    return rows
+
+
+def _json_num(v: float) -> float | str | None:
+    """JSON encoding of a number: ``inf`` -> ``"inf"``, ``nan`` -> ``None`` (null), else the float."""
+    v = float(v)
+    if math.isnan(v):
+        return None
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v
+
+
+def _fmt_num(v: float) -> str:
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf"
+    if v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return f"{v:.1f}"
+
+
+@dataclasses.dataclass
+class ScoreReport:
+    """The result of :func:`score_table`.
+
+    - ``algorithms``: ordered best first (by rank, then name); ``workloads``: the scored
+      workloads (sorted; variant keys are excluded when the variant gate is on);
+    - ``times``: the scored times table (after the variant gate, if any), ``inf`` = miss;
+      ``raw_times``: the aggregate before gating (includes variant workloads);
+    - ``ratios``, ``scores``, ``ranks``: see :func:`~laptime.scoring.core.performance_ratios`,
+      :func:`~laptime.scoring.core.benchmark_scores`, :func:`~laptime.scoring.core.rank_scores`;
+    - ``variants``: the base -> variants mapping the gate used (``None`` = gate off);
+    - ``baseline``/``speedups``/``geomean_speedups``: only when a baseline was given;
+    - ``bootstrap``: only when ``n_bootstrap > 0``.
+    """
+
+    algorithms: list[str]
+    workloads: list[str]
+    tau_max: float
+    column: str
+    times: Times
+    ratios: Times
+    scores: dict[str, float]
+    ranks: dict[str, int]
+    raw_times: Times
+    variants: dict[str, list[str]] | None = None
+    max_slowdown: float = 4.0
+    baseline: str | None = None
+    speedups: Times | None = None
+    geomean_speedups: dict[str, float] | None = None
+    bootstrap: BootstrapResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict.  Shape::
+
+            {"algorithms": {name: {"score": float, "rank": int,
+                                   "times": {workload: float | "inf"},
+                                   "ratios": {workload: float | "inf"},
+                                   ["speedups": {...}, "geomean_speedup": float | null,]
+                                   ["score_ci": [lo, hi], "rank_ci": [lo, hi]]}},
+             "workloads": [...], "tau_max": float, "column": str,
+             "variant_gate": null | {"max_slowdown": float, "variants": {base: [variant, ...]}},
+             "baseline": str | null, ["bootstrap": {"n_resamples", "seed", "confidence"}]}
+
+        Infinity is encoded as the string ``"inf"`` and NaN (e.g. a speedup where both missed)
+        as ``null``, so the output is strict JSON.  ``algorithms`` keeps best-first order.
+        """
+        algs: dict[str, Any] = {}
+        for a in self.algorithms:
+            entry: dict[str, Any] = {
+                "score": self.scores[a],
+                "rank": self.ranks[a],
+                "times": {w: _json_num(self.times[a][w]) for w in self.workloads},
+                "ratios": {w: _json_num(self.ratios[a][w]) for w in self.workloads},
+            }
+            if self.speedups is not None and self.geomean_speedups is not None:
+                entry["speedups"] = {w: _json_num(self.speedups[a][w]) for w in self.workloads}
+                entry["geomean_speedup"] = _json_num(self.geomean_speedups[a])
+            if self.bootstrap is not None:
+                entry["score_ci"] = list(self.bootstrap.score_ci[a])
+                entry["rank_ci"] = list(self.bootstrap.rank_ci[a])
+            algs[a] = entry
+        out: dict[str, Any] = {
+            "algorithms": algs,
+            "workloads": list(self.workloads),
+            "tau_max": self.tau_max,
+            "column": self.column,
+            "variant_gate": None
+            if self.variants is None
+            else {"max_slowdown": self.max_slowdown, "variants": {b: list(v) for b, v in self.variants.items()}},
+            "baseline": self.baseline,
+        }
+        if self.bootstrap is not None:
+            out["bootstrap"] = {
+                "n_resamples": self.bootstrap.n_resamples,
+                "seed": self.bootstrap.seed,
+                "confidence": self.bootstrap.confidence,
+            }
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as strict JSON (``allow_nan=False``: no bare ``Infinity``/``NaN``)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def format_table(self) -> str:
+        """Plain-text table: ``algorithm``, ``score`` (4 decimals), then one column per scored
+        workload with its time (``inf`` = missed); rows best first; a footer names tau_max and
+        the value column."""
+        header = ["algorithm", "score", *self.workloads]
+        body = [
+            [a, f"{self.scores[a]:.4f}", *(_fmt_num(self.times[a][w]) for w in self.workloads)]
+            for a in self.algorithms
+        ]
+        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+        def line(cells: Sequence[str]) -> str:
+            first = cells[0].ljust(widths[0])
+            rest = [c.rjust(wd) for c, wd in zip(cells[1:], widths[1:])]
+            return "  ".join([first, *rest]).rstrip()
+
+        lines = [line(header), "  ".join("-" * w for w in widths)]
+        lines += [line(r) for r in body]
+        unit = "seconds" if self.column == "time_to_target" else "steps"
+        foot = f"tau_max = {self.tau_max:g}; {self.column} in {unit}; inf = target missed"
+        if self.variants is not None:
+            foot += f"; variant gate on (max slowdown {self.max_slowdown:g}x)"
+        lines.append(foot)
+        return "\n".join(lines)
+
+
+VariantsArg = Union[Mapping[str, Sequence[str]], str, None]
+
+
+def _resolve_variants(variants: VariantsArg, workloads: Iterable[str]) -> dict[str, list[str]] | None:
+    if variants is None:
+        return None
+    if isinstance(variants, str):
+        if variants != "auto":
+            raise ScoringError(f"variants must be a mapping, 'auto' or None, got {variants!r}")
+        found = {b: vs for b, vs in variants_from_workloads(workloads).items() if vs}
+        return found or None
+    return {b: list(vs) for b, vs in variants.items()}
+
+
+def score_table(
+    rows: Iterable[RowLike],
+    tau_max: float = 4.0,
+    column: str = "time_to_target",
+    variants: VariantsArg = "auto",
+    max_slowdown: float = 4.0,
+    baseline: str | None = None,
+    n_bootstrap: int = 0,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> ScoreReport:
+    """Score trial rows: aggregate -> (variant gate) -> ratios -> scores -> ranks.
+
+    - ``column``: ``"time_to_target"`` or ``"steps_to_target"`` (steps-to-target scoring);
+    - ``variants``: ``"auto"`` (default) gates each base workload ``w`` on the ``"w/variant"``
+      keys present in the rows (no such keys -> no gate); a mapping base -> variant keys gates
+      on exactly those; ``None`` switches the gate off and scores every key, variants included,
+      as a workload of its own.  When gated, only base workloads are scored;
+    - ``baseline``: also compute :func:`~laptime.scoring.core.speedups` and their geometric means;
+    - ``n_bootstrap > 0``: add :func:`~laptime.scoring.bootstrap.bootstrap_scores` intervals.
+    """
+    tau_max = _check_tau_max(tau_max)
+    rows = as_time_rows(rows, column)
+    if not rows:
+        raise ScoringError("no trial rows to score")
+    raw = aggregate(rows, column)
+    all_workloads = sorted({w for ws in raw.values() for w in ws})
+    gate = _resolve_variants(variants, all_workloads)
+    times = apply_variant_gate(raw, None, gate, max_slowdown) if gate is not None else raw
+    scores = benchmark_scores(times, tau_max)
+    ranks = rank_scores(scores)
+    workloads = sorted({w for ws in times.values() for w in ws})
+    algorithms = sorted(times, key=lambda a: (ranks[a], a))
+    sp = gm = None
+    if baseline is not None:
+        sp = speedups(times, baseline)
+        gm = geometric_mean_speedups(times, baseline)
+    boot = None
+    if n_bootstrap:
+        boot = bootstrap_scores(
+            rows, n_bootstrap, seed, tau_max, confidence, column, variants=gate, max_slowdown=max_slowdown
+        )
+    return ScoreReport(
+        algorithms=algorithms,
+        workloads=workloads,
+        tau_max=tau_max,
+        column=column,
+        times=times,
+        ratios=performance_ratios(times),
+        scores=scores,
+        ranks=ranks,
+        raw_times=raw,
+        variants=gate,
+        max_slowdown=float(max_slowdown),
+        baseline=baseline,
+        speedups=sp,
+        geomean_speedups=gm,
+        bootstrap=boot,
+    )
+
+
+def score_records(records: Iterable[TrialRecord], force: bool = False, **kwargs: Any) -> ScoreReport:
+    """:func:`check_comparable` (refuses mixed hardware / workload versions unless ``force``), then
+    :func:`score_table` on :func:`rows_from_records`; ``kwargs`` go to :func:`score_table`."""
+    records = list(records)
+    check_comparable(records, force=force)
+    return score_table(rows_from_records(records), **kwargs)

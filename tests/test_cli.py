@@ -1,0 +1,162 @@
+"""The command line: the main path end to end, and every error path ends with one clear line."""
+
+import csv
+import json
+import sqlite3
+
+import pytest
+
+from laptime.cli.main import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(code, err, *fragments):
+    assert code == 2, err
+    assert err.startswith("error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def test_list_json_shows_workloads_targets_and_algorithms(capsys):
+    code, out, _ = run_cli(capsys, "list", "--json")
+    assert code == 0
+    data = json.loads(out)
+    keys = {w["key"] for w in data["workloads"]}
+    assert {"mnist1d/base@cpu", "mnist1d/cnn@cpu", "shakespeare/base@cpu"} <= keys
+    for w in data["workloads"]:
+        assert w["budget_sec"] > 0 and w["step_hint"] > 0 and w["eval_period_sec"] > 0
+        assert w["direction"] in ("max", "min")
+    assert {"sgd_nesterov", "adamw", "nadamw"} <= {a["name"] for a in data["algorithms"]}
+
+
+def test_list_table(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    assert "mnist1d" in out and "nadamw" in out
+
+
+def test_run_mnist1d_nadamw_reaches_target_and_is_stored(capsys, tmp_path):
+    db = tmp_path / "results.sqlite"
+    # --budget-factor 3 keeps this test about behaviour, not speed, on a loaded CI machine (the 2 s budget
+    # is 3x the calibrated time to target on an idle 2-core CPU).
+    code, out, err = run_cli(capsys, "run", "--workload", "mnist1d", "--algorithm", "nadamw", "--db", str(db),
+                             "--budget-factor", "3", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["outcome"] == "reached"
+    assert result["time_to_target"] > 0 and result["steps_to_target"] > 0
+    assert result["time_to_target"] <= result["budget_sec"]
+    assert result["final_metrics"]["validation/accuracy"] >= result["target"]["validation"]
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT outcome, time_to_target, steps_to_target, algorithm FROM trials").fetchone()
+        n_evals = conn.execute("SELECT COUNT(*) FROM evals").fetchone()[0]
+    assert row == ("reached", result["time_to_target"], result["steps_to_target"], "nadamw")
+    assert n_evals >= 1
+
+    out_csv = tmp_path / "trials.csv"
+    code, out, err = run_cli(capsys, "export", "--db", str(db), "--out", str(out_csv))
+    assert code == 0, err
+    with open(out_csv) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and rows[0]["outcome"] == "reached"
+
+
+def test_run_human_summary_and_user_algorithm_file(capsys, tmp_path):
+    algo = tmp_path / "my_sgd.py"
+    algo.write_text(
+        "import torch\n"
+        "from laptime.algorithms import OptimizerAlgorithm\n"
+        "algorithm = OptimizerAlgorithm('my_sgd', lambda groups, hp: torch.optim.SGD(groups, lr=hp.learning_rate),"
+        " batch_size=64, self_tuning_defaults={'learning_rate': 0.05})\n"
+    )
+    code, out, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", str(algo), "--db", str(tmp_path / "r.sqlite"),
+                             "--max-steps", "30", "--quiet")
+    assert code == 0, err
+    assert "my_sgd" in out and "outcome" in out
+
+
+def test_hparams_inline_json_overrides_defaults(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--db", str(tmp_path / "r.sqlite"),
+                             "--hparams", '{"learning_rate": 0.0005}', "--max-steps", "5", "--json")
+    assert code == 0, err
+    hp = json.loads(out)["hyperparameters"]
+    assert hp["learning_rate"] == 0.0005
+    assert hp["beta2"] == 0.995  # from the self-tuning defaults
+
+
+@pytest.mark.parametrize(
+    "argv,fragments",
+    [
+        (["run", "-w", "mnist2d", "-a", "nadamw"], ["unknown workload", "mnist1d"]),
+        (["run", "-w", "mnist1d", "-a", "nadamx"], ["unknown algorithm", "nadamw"]),
+        (["run", "-w", "mnist1d", "-a", "nadamw", "--variant", "resnet"], ["no variant", "cnn"]),
+        (["run", "-w", "mnist1d", "-a", "nadamw", "--config", "tpu"], ["no configuration"]),
+        (["run", "-w", "mnist1d", "-a", "nadamw", "--device", "cuda:7"], ["cuda"]),
+        (["run", "-w", "mnist1d", "-a", "nadamw", "--device", "banana"], ["device"]),
+        (["run", "-w", "mnist1d", "-a", "nadamw", "--hparams", "nope.json"], ["nope.json"]),
+        (["run", "-w", "mnist1d", "-a", "nadamw", "--hparams", '{"learning_rate": }'], ["JSON"]),
+        (["run", "-w", "mnist1d", "-a", "nadamw", "--hparams", "[1, 2]"], ["ONE point"]),
+        (["run", "-w", "mnist1d", "-a", "nadamw", "--seed", "-1"], ["--seed"]),
+        (["run", "-w", "mnist1d", "-a", "missing_file.py"], ["missing_file.py"]),
+    ],
+)
+def test_run_error_paths(capsys, tmp_path, argv, fragments):
+    code, _, err = run_cli(capsys, *argv, "--db", str(tmp_path / "r.sqlite"))
+    assert_user_error(code, err, *fragments)
+    # nothing was written: no trial rows (the database may not even exist)
+    db = tmp_path / "r.sqlite"
+    if db.exists():
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 0
+
+
+def test_run_refuses_a_database_that_is_not_laptimes(capsys, tmp_path):
+    db = tmp_path / "notes.txt"
+    db.write_text("hello, not a database\n")
+    code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "nadamw", "--db", str(db), "--max-steps", "2")
+    assert_user_error(code, err, "not a laptime results database")
+    assert db.read_text() == "hello, not a database\n"
+
+
+def test_broken_algorithm_file_is_a_clear_error(capsys, tmp_path):
+    algo = tmp_path / "broken.py"
+    algo.write_text("import nonexistent_module_xyz\n")
+    code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", str(algo), "--db", str(tmp_path / "r.sqlite"))
+    assert_user_error(code, err, "broken.py", "nonexistent_module_xyz")
+
+
+def test_failing_algorithm_is_a_recorded_outcome(capsys, tmp_path):
+    algo = tmp_path / "crash.py"
+    algo.write_text(
+        "from laptime.api import Algorithm\n"
+        "class Crash(Algorithm):\n"
+        "    def get_batch_size(self, name): return 8\n"
+        "    def init_optimizer_state(self, *a): return None\n"
+        "    def update_params(self, *a, **k): raise RuntimeError('kaput')\n"
+    )
+    code, out, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", str(algo), "--db", str(tmp_path / "r.sqlite"),
+                             "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["outcome"] == "failed"
+    assert "RuntimeError: kaput" in result["error"]
+    assert result["time_to_target"] is None
+
+
+def test_export_without_database(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "export", "--db", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "x.csv"))
+    assert_user_error(code, err, "no results database")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_missing_required_argument_exits_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--algorithm", "nadamw"])
+    assert info.value.code == 2
+    assert "--workload" in capsys.readouterr().err

@@ -1,0 +1,308 @@
+"""laptime.data: sources, checksummed download/copy, locate, the MNIST-1D cache."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from laptime import data
+from laptime.data import DataError, DataFile, DataSource
+from laptime.data import sources as sources_mod
+from laptime.data.cli import main as data_cli
+
+TOY = b"to be, or not to be\n" * 50
+OTHER = b"that is the question\n" * 30
+
+
+def md5(content: bytes) -> str:
+    return hashlib.md5(content).hexdigest()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A directory served over HTTP on 127.0.0.1 (ephemeral port): yields ``(directory, base_url)``."""
+    directory = tmp_path / "www"
+    directory.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield directory, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def toy_sources(monkeypatch):
+    """Replace the source table with small made-up datasets; returns a setter for their URLs."""
+    table = {}
+
+    def set_urls(base_url: str = "http://127.0.0.1:9/unused") -> None:
+        table.clear()
+        table["toy"] = DataSource("toy", (DataFile("toy.txt", f"{base_url}/official/toy.txt", md5(TOY)),), "one file")
+        table["pair"] = DataSource(
+            "pair",
+            (
+                DataFile("a.txt", f"{base_url}/official/a.txt", md5(TOY)),
+                DataFile("b.txt", f"{base_url}/official/b.txt", md5(OTHER)),
+            ),
+            "two files",
+        )
+
+    set_urls()
+    monkeypatch.setattr(sources_mod, "SOURCES", table)
+    monkeypatch.delenv("LAPTIME_DATA_SOURCES", raising=False)
+    return set_urls
+
+
+def leftovers(directory: Path) -> list[str]:
+    """Temporary or partial files left in a dataset directory."""
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith((".part", ".tmp"))) if directory.exists() else []
+
+
+# --------------------------------------------------------------------------- data_root
+
+
+def test_data_root_from_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAPTIME_DATA", str(tmp_path / "here"))
+    assert data.data_root() == tmp_path / "here"
+
+
+def test_data_root_respects_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv("LAPTIME_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.data_root() == tmp_path / "xdg" / "laptime" / "data"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert data.data_root() == Path.home() / ".cache" / "laptime" / "data"
+
+
+def test_session_uses_a_temporary_root(laptime_data_root):
+    assert data.data_root() == laptime_data_root
+    assert ".cache" not in str(laptime_data_root)
+
+
+def test_real_sources_table():
+    shakespeare = data.get_source("tinyshakespeare")
+    (only,) = shakespeare.files
+    assert only.filename == "input.txt"
+    assert only.md5 == "6fb458f1232090904fb40fe944165e91"
+    assert only.url == "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+    assert data.get_source("mnist1d").is_generated
+    with pytest.raises(DataError, match="known datasets: mnist1d, tinyshakespeare"):
+        data.get_source("tinyshakespear")
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def test_download_full_url_and_checksum_ok(served, toy_sources, tmp_path):
+    www, url = served
+    (www / "toy.txt").write_bytes(TOY)
+    path = data.prepare("toy", source=f"{url}/toy.txt", root=tmp_path / "root")
+    assert path == tmp_path / "root" / "toy"
+    assert (path / "toy.txt").read_bytes() == TOY
+    assert leftovers(path) == []
+
+
+def test_download_from_official_url_by_default(served, toy_sources, tmp_path):
+    www, url = served
+    toy_sources(url)
+    (www / "official").mkdir()
+    (www / "official" / "toy.txt").write_bytes(TOY)
+    path = data.prepare("toy", root=tmp_path)
+    assert (path / "toy.txt").read_bytes() == TOY
+    assert data.locate("toy", root=tmp_path) == path
+
+
+def test_download_from_url_prefix_fetches_every_file(served, toy_sources, tmp_path):
+    www, url = served
+    (www / "mirror").mkdir()
+    (www / "mirror" / "a.txt").write_bytes(TOY)
+    (www / "mirror" / "b.txt").write_bytes(OTHER)
+    for prefix in (f"{url}/mirror", f"{url}/mirror/"):
+        path = data.prepare("pair", source=prefix, root=tmp_path / prefix[-1], force=True)
+        assert (path / "a.txt").read_bytes() == TOY
+        assert (path / "b.txt").read_bytes() == OTHER
+
+
+def test_checksum_mismatch_raises_and_leaves_nothing(served, toy_sources, tmp_path):
+    www, url = served
+    (www / "toy.txt").write_bytes(TOY + b"tampered")
+    with pytest.raises(DataError) as info:
+        data.prepare("toy", source=f"{url}/toy.txt", root=tmp_path)
+    message = str(info.value)
+    assert md5(TOY) in message and md5(TOY + b"tampered") in message
+    assert f"{url}/toy.txt" in message
+    directory = tmp_path / "toy"
+    assert not (directory / "toy.txt").exists()
+    assert leftovers(directory) == []
+    with pytest.raises(DataError):  # and it is not considered prepared
+        data.locate("toy", root=tmp_path)
+
+
+def test_http_404_raises(served, toy_sources, tmp_path):
+    _, url = served
+    with pytest.raises(DataError, match="HTTP 404") as info:
+        data.prepare("toy", source=f"{url}/missing/toy.txt", root=tmp_path)
+    assert f"{url}/missing/toy.txt" in str(info.value)
+    assert not (tmp_path / "toy" / "toy.txt").exists()
+    assert leftovers(tmp_path / "toy") == []
+
+
+def test_connection_refused_raises(toy_sources, tmp_path):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(DataError, match="download of 'toy.txt' failed"):
+        data.prepare("toy", source=f"http://127.0.0.1:{port}/toy.txt", root=tmp_path)
+
+
+def test_stalled_server_times_out(toy_sources, tmp_path):
+    with socket.socket() as sock:  # accepts connections (backlog) but never answers
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        with pytest.raises(DataError, match="timed out|failed"):
+            data.prepare("toy", source=f"http://127.0.0.1:{port}/toy.txt", root=tmp_path, timeout=0.5)
+    assert leftovers(tmp_path / "toy") == []
+
+
+def test_corrupt_existing_file_is_replaced(served, toy_sources, tmp_path):
+    www, url = served
+    (www / "toy.txt").write_bytes(TOY)
+    directory = tmp_path / "toy"
+    directory.mkdir()
+    (directory / "toy.txt").write_bytes(b"garbage")
+    data.prepare("toy", source=url, root=tmp_path)
+    assert (directory / "toy.txt").read_bytes() == TOY
+
+
+# --------------------------------------------------------------------------- local copies
+
+
+def test_local_copy_from_directory_and_file(toy_sources, tmp_path):
+    src = tmp_path / "src"
+    (src / "toy").mkdir(parents=True)
+    (src / "toy" / "toy.txt").write_bytes(TOY)
+    # a directory holding the file, a directory holding <name>/<file>, and the file itself
+    for i, source in enumerate([src / "toy", src, src / "toy" / "toy.txt"]):
+        path = data.prepare("toy", source=source, root=tmp_path / f"r{i}")
+        assert (path / "toy.txt").read_bytes() == TOY
+
+
+def test_local_copy_checksum_mismatch(toy_sources, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"not the file")
+    with pytest.raises(DataError) as info:
+        data.prepare("toy", source=bad, root=tmp_path / "root")
+    assert md5(TOY) in str(info.value) and md5(b"not the file") in str(info.value)
+    assert str(bad) in str(info.value)
+    assert not (tmp_path / "root" / "toy" / "toy.txt").exists()
+    assert leftovers(tmp_path / "root" / "toy") == []
+
+
+def test_local_source_missing(toy_sources, tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        data.prepare("toy", source=tmp_path / "nowhere", root=tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no file 'a.txt'"):
+        data.prepare("pair", source=tmp_path / "empty", root=tmp_path)
+
+
+# --------------------------------------------------------------------------- locate
+
+
+def test_locate_error_tells_the_command(toy_sources, tmp_path):
+    with pytest.raises(DataError) as info:
+        data.locate("toy", root=tmp_path)
+    message = str(info.value)
+    assert "laptime data prepare toy" in message
+    assert "laptime data prepare toy --source PATH|URL" in message
+    assert str(tmp_path / "toy") in message
+
+
+def test_locate_copies_from_laptime_data_sources(toy_sources, tmp_path, monkeypatch):
+    bad, good = tmp_path / "bad", tmp_path / "good"
+    (bad / "toy").mkdir(parents=True)
+    (bad / "toy" / "toy.txt").write_bytes(b"wrong")  # wrong md5: must be skipped
+    (good / "toy").mkdir(parents=True)
+    (good / "toy" / "toy.txt").write_bytes(TOY)
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", str(bad))
+    with pytest.raises(DataError):
+        data.locate("toy", root=tmp_path / "root")
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", f"{bad}{__import__('os').pathsep}{good}")
+    path = data.locate("toy", root=tmp_path / "root")
+    assert (path / "toy.txt").read_bytes() == TOY
+    assert path == tmp_path / "root" / "toy"
+
+
+def test_locate_notices_a_file_changed_after_preparation(toy_sources, tmp_path):
+    src = tmp_path / "toy.txt"
+    src.write_bytes(TOY)
+    path = data.prepare("toy", source=src, root=tmp_path)
+    assert data.locate("toy", root=tmp_path) == path
+    (path / "toy.txt").write_bytes(TOY[:-1] + b"!")
+    with pytest.raises(DataError, match="fails its checksum"):
+        data.locate("toy", root=tmp_path)
+
+
+def test_cli_prepare_and_list(toy_sources, tmp_path, capsys):
+    src = tmp_path / "toy.txt"
+    src.write_bytes(TOY)
+    assert data_cli(["prepare", "toy", "--source", str(src), "--root", str(tmp_path / "r")]) == 0
+    assert data_cli(["list", "--root", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "toy" in out and "prepared" in out
+    assert data_cli(["prepare", "pair", "--source", str(src), "--root", str(tmp_path / "r")]) == 1
+    assert "error:" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- real datasets
+
+
+def test_prepare_real_tinyshakespeare_from_shared_copy(shared_data_dir, tmp_path):
+    path = data.prepare("tinyshakespeare", source=shared_data_dir, root=tmp_path)
+    text = (path / "input.txt").read_bytes()
+    assert len(text) == 1_115_394
+    assert md5(text) == "6fb458f1232090904fb40fe944165e91"
+    assert text.startswith(b"First Citizen:")
+
+
+def test_locate_real_tinyshakespeare_via_sources_env(shared_data_dir, laptime_data_root):
+    path = data.locate("tinyshakespeare")
+    assert path == laptime_data_root / "tinyshakespeare"
+    assert data.md5_file(path / "input.txt") == "6fb458f1232090904fb40fe944165e91"
+
+
+def test_mnist1d_generated_cached_and_checked(laptime_data_root):
+    from laptime.data import mnist1d as mnist1d_data
+
+    np_state = np.random.get_state()
+    arrays = mnist1d_data.load()
+    assert np.array_equal(np.random.get_state()[1], np_state[1]), "generation must not reseed numpy's global RNG"
+    assert arrays["x"].shape == (4000, 40) and arrays["x_test"].shape == (1000, 40)
+    assert arrays["y"].shape == (4000,) and arrays["y_test"].shape == (1000,)
+    assert set(np.unique(arrays["y"])) == set(range(10))
+    assert (laptime_data_root / "mnist1d" / mnist1d_data.FILENAME).is_file()
+    assert data.status()["mnist1d"]
+    tampered = dict(arrays, y=arrays["y"][::-1].copy())
+    with pytest.raises(DataError, match="not the standard dataset"):
+        mnist1d_data.check_fingerprint(tampered)
+    assert data.prepare("mnist1d") == laptime_data_root / "mnist1d"  # already there: not regenerated
+    with pytest.raises(DataError, match="takes no --source"):
+        data.prepare("mnist1d", source="/somewhere")
