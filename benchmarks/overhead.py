@@ -8,7 +8,12 @@ evals until the end, so the difference is the harness's per-step cost: the algor
 indirection, the clock reads, the loss probe and its finiteness check, the train-state updates and
 the (throttled) progress hook.
 
-Repeats alternate bare / harness (ABAB…) and the medians are reported, to cancel drift on a
+A third loop calls the algorithm's own ``data_selection``/``update_params`` in a plain ``for`` loop
+(no runner), which splits the overhead into the contract's part (the helper algorithm's
+indirection and the workload's AlgoPerf-shaped loss) and the runner's part (clock, checks,
+bookkeeping).
+
+Repeats alternate bare / contract / harness and the medians are reported, to cancel drift on a
 shared CPU. Run::
 
     python benchmarks/overhead.py                       # mnist1d mlp + cnn, shakespeare cpu
@@ -57,6 +62,28 @@ def bare_loop(workload, hp, steps: int, seed: int, batch_size: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def contract_loop(workload, algorithm, hp, steps: int, seed: int) -> float:
+    """Seconds per step of the algorithm's own functions called in a plain loop (no runner)."""
+    from laptime.api import Hyperparameters
+
+    hp = Hyperparameters(hp)
+    seeds = derive_seeds(seed)
+    model, model_state = workload.init_model_fn(seeds["model"])
+    batch_size = algorithm.get_batch_size(workload.spec.key)
+    batches = iter(list(itertools.islice(workload.train_batches(batch_size, seeds["data"]), steps)))
+    rng = torch.Generator().manual_seed(seeds["algorithm"])
+    state = algorithm.init_optimizer_state(workload, model, model_state, hp, rng)
+    types = workload.model_params_types
+    start = time.perf_counter()
+    for step in range(steps):
+        batch = algorithm.data_selection(workload, batches, state, model, model_state, hp, step, rng)
+        state, model, model_state = algorithm.update_params(workload, model, types, model_state, hp, batch,
+                                                            workload.loss_type, state, [], step, rng)
+    if workload.device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
 def harness_loop(workload, algorithm, hp, steps: int, seed: int) -> tuple[float, float]:
     """(submission seconds per step, wall seconds per step excluding the final eval)."""
     batch_size = algorithm.get_batch_size(workload.spec.key)
@@ -74,6 +101,42 @@ def harness_loop(workload, algorithm, hp, steps: int, seed: int) -> tuple[float,
     return result.submission_time / steps, (result.wall_time - eval_time) / steps
 
 
+class _NullAlgorithm:
+    """Does nothing: isolates the runner's own per-step cost."""
+
+    name = "null"
+
+    def get_batch_size(self, workload_name):
+        return 1
+
+    def init_optimizer_state(self, *args):
+        return None
+
+    def data_selection(self, *args):
+        return None
+
+    def update_params(self, workload, params, types, model_state, *args, **kwargs):
+        return None, params, model_state
+
+    def prepare_for_eval(self, workload, params, types, model_state, *args):
+        return None, params, model_state
+
+
+def runner_fixed_cost(workload, steps: int = 20000) -> float:
+    """Microseconds per step the runner adds around an algorithm that does nothing."""
+    algorithm = _NullAlgorithm()
+    result = run_trial(workload, algorithm, {}, 0,
+                       TrialOptions(max_steps=steps, eval_period_sec=1e12, eval_splits=("validation",)))
+    eval_time = sum(e.eval_duration for e in result.evals)
+    runner = (result.wall_time - eval_time) / steps
+    start = time.perf_counter()  # the same calls in a bare loop
+    for step in range(steps):
+        algorithm.data_selection(workload, None, None, None, None, None, step, None)
+        algorithm.update_params(workload, None, None, None, None, None, None, None, [], step, None)
+    plain = (time.perf_counter() - start) / steps
+    return (runner - plain) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", action="append",
@@ -86,25 +149,32 @@ def main() -> None:
     registry = default_workloads()
     print(f"# harness overhead, {args.steps} steps × {args.repeats} repeats, device {args.device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    print("| workload | bare loop ms/step | harness submission ms/step | harness wall ms/step | "
-          "overhead (submission) | overhead (wall) |")
-    print("|---|---|---|---|---|---|")
+    fixed = [runner_fixed_cost(registry.create("mnist1d", device=args.device)) for _ in range(3)]
+    fixed_us = statistics.median(fixed)
+    print(f"# runner's fixed cost per step (null algorithm, 20,000 steps, median of 3): {fixed_us:.1f} µs")
+    print("| workload | bare loop ms/step | contract loop ms/step | harness submission ms/step | "
+          "harness wall ms/step | harness vs bare (submission) | harness vs bare (wall) | runner alone (wall vs contract) "
+          "| runner fixed cost / bare step |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for target in targets:
         name, _, variant = target.partition(":")
         workload = registry.create(name, variant=variant or None, device=args.device)
         algorithm = default_algorithms().get("adamw")
         hp = dict(algorithm.self_tuning_defaults)
         batch_size = algorithm.get_batch_size(workload.spec.key)
-        bare, sub, wall = [], [], []
+        bare, contract, sub, wall = [], [], [], []
         bare_loop(workload, hp, 20, 0, batch_size)  # warm-up (allocator, kernels)
         for r in range(args.repeats):
             bare.append(bare_loop(workload, hp, args.steps, r, batch_size))
+            contract.append(contract_loop(workload, default_algorithms().get("adamw"), hp, args.steps, r))
             s, w = harness_loop(workload, default_algorithms().get("adamw"), hp, args.steps, r)
             sub.append(s)
             wall.append(w)
-        b, s, w = statistics.median(bare), statistics.median(sub), statistics.median(wall)
-        print(f"| {workload.spec.key} | {b * 1e3:.3f} | {s * 1e3:.3f} | {w * 1e3:.3f} | "
-              f"{(s / b - 1) * 100:+.1f}% | {(w / b - 1) * 100:+.1f}% |")
+        b, c = statistics.median(bare), statistics.median(contract)
+        s, w = statistics.median(sub), statistics.median(wall)
+        print(f"| {workload.spec.key} | {b * 1e3:.3f} | {c * 1e3:.3f} | {s * 1e3:.3f} | {w * 1e3:.3f} | "
+              f"{(s / b - 1) * 100:+.1f}% | {(w / b - 1) * 100:+.1f}% | {(w / c - 1) * 100:+.1f}% | "
+              f"{fixed_us / (b * 1e6) * 100:.2f}% |")
 
 
 if __name__ == "__main__":

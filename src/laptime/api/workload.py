@@ -209,10 +209,14 @@ class Workload(abc.ABC):
         mask_batch: torch.Tensor | None = None,
         label_smoothing: float = 0.0,
     ) -> dict[str, torch.Tensor]:
-        """Per-example loss, its masked sum and the number of valid examples (AlgoPerf's shape)."""
+        """Per-example loss, its masked sum and the number of valid examples (AlgoPerf's shape).
+
+        ``n_valid_examples`` is a tensor when a mask is given, else a plain ``int``.
+        """
         if self.loss_type == LossType.SOFTMAX_CROSS_ENTROPY:
-            logits = logits_batch.reshape(-1, logits_batch.shape[-1])
-            labels = label_batch.reshape(-1)
+            logits, labels = logits_batch, label_batch
+            if logits.ndim != 2:  # [B, T, V] → [B·T, V]; a 2-D input is used as is (no extra autograd node)
+                logits, labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
             per_example = F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=label_smoothing)
         elif self.loss_type == LossType.SIGMOID_CROSS_ENTROPY:
             targets = label_batch.float()
@@ -231,7 +235,7 @@ class Workload(abc.ABC):
             per_example = per_example * mask
             n_valid = mask.sum()
         else:
-            n_valid = torch.tensor(per_example.numel(), dtype=per_example.dtype, device=per_example.device)
+            n_valid = per_example.numel()  # a plain number: no tensor to build on every step
         return {"summed": per_example.sum(), "n_valid_examples": n_valid, "per_example": per_example}
 
     # ----------------------------------------------------------------- data

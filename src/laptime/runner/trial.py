@@ -136,8 +136,14 @@ class _LossProbe:
             pass
 
     def nonfinite(self) -> bool:
+        """Whether the last loss was NaN/inf. Called after the step's synchronize, so reading a
+        scalar costs a copy, not a wait."""
         last, self.last = self.last, None
-        return last is not None and not bool(torch.isfinite(last).all())
+        if last is None:
+            return False
+        if last.numel() == 1:
+            return not math.isfinite(last.item())
+        return not bool(torch.isfinite(last).all())
 
 
 def _params_finite(model: torch.nn.Module) -> bool:
