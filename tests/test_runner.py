@@ -177,3 +177,14 @@ def test_real_clock_times_are_positive_and_consistent():
     assert times == sorted(times) and times[0] > 0
     assert result.wall_time >= result.submission_time
     assert math.isclose(result.submission_time, times[-1])
+
+
+def test_baseline_ends_training_when_its_schedule_reaches_zero():
+    workload = ToyWorkload(target=UNREACHABLE)  # step_hint 200
+    algorithm = default_algorithms().get("nadamw")
+    result = run_trial(workload, algorithm, algorithm.self_tuning_defaults, seed=0,
+                       options=TrialOptions(eval_every_steps=50, max_steps=1000))
+    # cosine decay reaches 0 at step_hint = 200: the 201st call raises TrainingComplete
+    assert result.outcome == Outcome.COMPLETE
+    assert result.steps == 200
+    assert [e.step for e in result.evals] == [50, 100, 150, 200]

@@ -10,7 +10,10 @@
 
 One ``update_params`` call: forward with ``workload.model_fn``, loss from ``workload.loss_fn``
 (mean over valid examples, label smoothing from ``hp.label_smoothing``), backward, optional
-gradient clipping (``hp.grad_clip``), set the learning rates, ``optimizer.step()``.
+gradient clipping (``hp.grad_clip``), set the learning rates, ``optimizer.step()``. When the
+schedule's multiplier has reached exactly 0 (e.g. cosine or linear decay past its horizon), no
+further step can change the model, so it raises :class:`~laptime.api.TrainingComplete` instead
+(``stop_when_schedule_ends=False`` turns this off).
 
 A baseline is then a few lines::
 
@@ -32,7 +35,7 @@ from typing import Any
 
 import torch
 
-from laptime.api import Algorithm, ForwardPassMode, Hyperparameters, ParameterType
+from laptime.api import Algorithm, ForwardPassMode, Hyperparameters, ParameterType, TrainingComplete
 from laptime.algorithms import schedules
 
 OptimizerFactory = Callable[[list[dict[str, Any]], Hyperparameters], torch.optim.Optimizer]
@@ -79,6 +82,7 @@ class OptimizerAlgorithm(Algorithm):
         self_tuning_defaults: Mapping[str, Any] | None = None,
         decay_all_parameters: bool = False,
         extra_sources: list[str | Path] = (),
+        stop_when_schedule_ends: bool = True,
     ):
         self.name = name
         self.summary = summary
@@ -89,6 +93,7 @@ class OptimizerAlgorithm(Algorithm):
         self.self_tuning_defaults = dict(self_tuning_defaults or {})
         self.decay_all_parameters = decay_all_parameters
         self._extra_sources = [Path(p) for p in extra_sources]
+        self.stop_when_schedule_ends = stop_when_schedule_ends
 
     # ------------------------------------------------------------------ contract
     def get_batch_size(self, workload_name: str) -> int:
@@ -124,6 +129,9 @@ class OptimizerAlgorithm(Algorithm):
                       batch, loss_type, optimizer_state, eval_results, global_step, rng, train_state=None):
         model = current_param_container
         optimizer: torch.optim.Optimizer = optimizer_state["optimizer"]
+        factor = optimizer_state["schedule"](global_step)
+        if factor == 0.0 and self.stop_when_schedule_ends:
+            raise TrainingComplete()  # the schedule has decayed to zero: no step can change the model
         optimizer.zero_grad(set_to_none=True)
         logits, new_model_state = workload.model_fn(model, batch, model_state, ForwardPassMode.TRAIN, rng,
                                                     update_batch_norm=True)
@@ -133,7 +141,6 @@ class OptimizerAlgorithm(Algorithm):
         loss.backward()
         if optimizer_state["grad_clip"]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(optimizer_state["grad_clip"]))
-        factor = optimizer_state["schedule"](global_step)
         for group, base_lr in zip(optimizer.param_groups, optimizer_state["base_lrs"]):
             group["lr"] = base_lr * factor
         optimizer.step()

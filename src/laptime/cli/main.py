@@ -270,9 +270,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     names = args.algorithm or list(BASELINES)
     entries = [algorithm_entry(name, registry.resolve(name)) for name in names]
     if args.ruleset == "external":
-        ruleset = ExternalTuning(studies=args.studies, trials=args.trials)
+        studies = args.studies if args.studies is not None else 3
+        ruleset = ExternalTuning(studies=studies, trials=args.trials)
     else:
-        ruleset = SelfTuning(budget_factor=args.budget_factor, studies=args.studies)
+        studies = args.studies if args.studies is not None else 1
+        ruleset = SelfTuning(budget_factor=args.budget_factor, studies=studies)
     plans = plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)
     devices = [d.strip() for d in args.device.split(",") if d.strip()]
     if not devices:
@@ -285,7 +287,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     console = _console()
     with ResultsStore(db_path) as store:
         meta = {"kind": "bench", "suite": suite.name, "ruleset": args.ruleset, "algorithms": names,
-                "studies": args.studies, "trials": args.trials, "seed": args.seed, "devices": devices}
+                "studies": studies, "trials": args.trials, "seed": args.seed, "devices": devices}
         run_id = store.start_run(_command_line(), meta)
         if not args.json:
             console.print(f"[bold]laptime bench[/bold]: suite [cyan]{suite.name}[/cyan] "
@@ -435,10 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithm", "-a", action="append",
                    help="algorithm (repeatable; name, .py file or module:attr); default: the baselines "
                         + ", ".join(BASELINES))
-    p.add_argument("--ruleset", choices=("external", "self"), default="external",
-                   help="external tuning (search space, studies × trials) or self-tuning (defaults, longer budget)")
-    p.add_argument("--studies", type=int, default=2, help="studies per workload (default 2)")
-    p.add_argument("--trials", type=int, default=2, help="trials per study, external tuning (default 2)")
+    p.add_argument("--ruleset", choices=("external", "self"), default="self",
+                   help="self-tuning (default: each algorithm's defaults, budget × --budget-factor) or external "
+                        "tuning (quasi-random points from the algorithm's search space, studies × trials)")
+    p.add_argument("--studies", type=int, help="studies (default: 3 for external tuning, 1 for self-tuning)")
+    p.add_argument("--trials", type=int, default=5, help="trials per study, external tuning (default 5)")
     p.add_argument("--budget-factor", type=float, default=1.5, help="self-tuning budget factor (default 1.5)")
     p.add_argument("--seed", type=int, default=0, help="benchmark seed: points and trial seeds derive from it")
     p.add_argument("--device", default="cpu",

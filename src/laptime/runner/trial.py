@@ -298,7 +298,10 @@ def run_trial(
                 due = step % options.eval_every_steps == 0 and step != last_eval_step
             else:
                 due = sub_time - state["last_eval_time"] >= eval_period
-            if due or complete or out_of_budget or out_of_steps:
+            if complete and last_eval_step == step:
+                # nothing trained since the last eval: its result stands
+                outcome = Outcome.REACHED if time_to_target is not None else Outcome.COMPLETE
+            elif due or complete or out_of_budget or out_of_steps:
                 try:
                     reached, diverged = evaluate()
                 except Exception:  # noqa: BLE001

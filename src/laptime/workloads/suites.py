@@ -1,8 +1,9 @@
 """Suites: named lists of (workload, variant, configuration) that a benchmark runs together.
 
-* ``smoke`` — the CPU suite: real data, small models, minutes on two cores. ``laptime bench``
-  runs it by default.
-* ``smoke-base`` — the smoke suite without its held-out variants (quicker).
+* ``smoke`` — real data, small models, about three minutes on two cores with the three
+  baselines under the self-tuning ruleset; ``laptime bench`` runs it by default.
+* ``cpu`` — every CPU configuration (the smoke suite and the Tiny Shakespeare ReLU variant).
+* ``mnist1d`` — MNIST-1D alone: seconds per trial, for quick checks.
 
 A variant listed next to its base workload is scored through the variant gate (see
 :mod:`laptime.scoring`): the base counts as missed when the variant misses its target or is more
@@ -28,16 +29,15 @@ class Suite:
 
 
 def default_suites() -> dict[str, Suite]:
-    smoke = (
-        ("mnist1d", "base", "cpu"),
-        ("mnist1d", "cnn", "cpu"),
-        ("shakespeare", "base", "cpu"),
-        ("shakespeare", "relu", "cpu"),
-    )
     suites = [
-        Suite("smoke", "CPU smoke suite: MNIST-1D (MLP, CNN variant) and a small character-level GPT on "
-                       "Tiny Shakespeare (GELU, ReLU variant)", smoke),
-        Suite("smoke-base", "the smoke suite without held-out variants", tuple(e for e in smoke if e[1] == "base")),
+        Suite("smoke", "CPU smoke suite, the default of `laptime bench`: MNIST-1D (MLP, with its CNN variant) and a "
+                       "small character-level GPT on Tiny Shakespeare",
+              (("mnist1d", "base", "cpu"), ("mnist1d", "cnn", "cpu"), ("shakespeare", "base", "cpu"))),
+        Suite("cpu", "every CPU configuration: the smoke suite plus the Tiny Shakespeare ReLU variant",
+              (("mnist1d", "base", "cpu"), ("mnist1d", "cnn", "cpu"), ("shakespeare", "base", "cpu"),
+               ("shakespeare", "relu", "cpu"))),
+        Suite("mnist1d", "MNIST-1D only (MLP and its CNN variant): seconds per trial",
+              (("mnist1d", "base", "cpu"), ("mnist1d", "cnn", "cpu"))),
     ]
     return {s.name: s for s in suites}
 
