@@ -1,0 +1,120 @@
+"""`laptime bench`, `laptime report` and `laptime score` end to end (small and capped, for speed)."""
+
+import json
+import sqlite3
+
+from laptime.cli.main import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bench_runs_scores_reports_and_resumes(capsys, tmp_path):
+    db, out_dir = tmp_path / "r.sqlite", tmp_path / "report"
+    argv = ["bench", "--suite", "mnist1d", "-a", "nadamw", "-a", "sgd_nesterov", "--ruleset", "external",
+            "--studies", "2", "--trials", "2", "--max-steps", "60", "--bootstrap", "200",
+            "--db", str(db), "--out", str(out_dir), "--json"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    result = json.loads(out)
+    # 2 workloads (base + cnn variant) × 2 algorithms × 2 studies × 2 trials
+    assert result["trials"] == 16
+    assert set(result["algorithms"]) == {"nadamw", "sgd_nesterov"}
+    for entry in result["algorithms"].values():
+        assert 0.0 <= entry["score"] <= 1.0
+    html = (out_dir / "report.html").read_text()
+    assert "Leaderboard" in html and "nadamw" in html
+    assert (out_dir / "report.md").read_text().startswith("|")
+    with sqlite3.connect(db) as conn:
+        n_trials = conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+        points = conn.execute("SELECT DISTINCT study, hyperparameters FROM trials WHERE algorithm = 'nadamw'"
+                              ).fetchall()
+    assert n_trials == 16
+    # external tuning: each study drew its own points (2 studies × 2 trials = 4 distinct points)
+    assert len({hp for _, hp in points}) == 4
+
+    # the same command again reuses every stored trial and gives the same scores
+    code, out2, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    again = json.loads(out2)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 16
+    assert {a: v["score"] for a, v in again["algorithms"].items()} == \
+        {a: v["score"] for a, v in result["algorithms"].items()}
+
+    # `laptime report` rebuilds the report of the latest benchmark from the database
+    code, out, err = run_cli(capsys, "report", "--db", str(db), "--out", str(tmp_path / "again"), "--bootstrap", "0")
+    assert code == 0, err
+    assert (tmp_path / "again" / "report.html").exists()
+    assert "nadamw" in out
+
+
+def test_bench_self_tuning_uses_defaults_and_budget_factor(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "bench", "--suite", "mnist1d", "-a", "adamw", "--max-steps", "20",
+                             "--budget-factor", "2", "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "o"),
+                             "--json")
+    assert code == 0, err
+    with sqlite3.connect(tmp_path / "r.sqlite") as conn:
+        rows = conn.execute("SELECT ruleset, budget_sec, hyperparameters FROM trials ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == ["self", "self"]
+    assert rows[0][1] == 2 * 2.0  # mnist1d/base budget 2 s × 2
+    assert json.loads(rows[0][2])["learning_rate"] == 2e-3
+
+
+def test_bench_error_paths(capsys, tmp_path):
+    db = str(tmp_path / "r.sqlite")
+    code, _, err = run_cli(capsys, "bench", "--suite", "nope", "--db", db)
+    assert code == 2 and "unknown suite" in err and "smoke" in err
+    code, _, err = run_cli(capsys, "bench", "-a", "nadamx", "--db", db)
+    assert code == 2 and "unknown algorithm" in err
+    code, _, err = run_cli(capsys, "bench", "--studies", "0", "--db", db)
+    assert code == 2 and "studies" in err
+    code, _, err = run_cli(capsys, "bench", "--device", "cuda:3", "--db", db)
+    assert code == 2 and "cuda" in err
+    assert not (tmp_path / "r.sqlite").exists()  # every error came before anything was stored
+
+
+def test_report_without_a_benchmark(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "report", "--db", str(tmp_path / "missing.sqlite"))
+    assert code == 2 and "no results database" in err
+    db = tmp_path / "r.sqlite"
+    code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "5", "--db", str(db),
+                           "--quiet")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "report", "--db", str(db))
+    assert code == 2 and "no finished benchmark" in err
+    code, out, err = run_cli(capsys, "report", "--db", str(db), "--all", "--out", str(tmp_path / "o"),
+                             "--bootstrap", "0")
+    assert code == 0, err
+
+
+SCORE_CSV = """algorithm,workload,study,trial,time_to_target
+a,w1,0,0,10
+a,w1,0,1,8
+a,w2,0,0,inf
+b,w1,0,0,20
+b,w2,0,0,30
+"""
+
+
+def test_score_times_csv(capsys, tmp_path):
+    path = tmp_path / "times.csv"
+    path.write_text(SCORE_CSV)
+    code, out, err = run_cli(capsys, "score", "--times", str(path), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    # a: w1 = min(10, 8) = 8 (fastest trial of the study), w2 missed. b: 20, 30.
+    # ratios a: w1 1, w2 inf → area (4-1)/3/2 = 0.5; b: w1 20/8 = 2.5 → (4-2.5)/3/2 = 0.25, w2 1 → 0.5 → 0.75
+    assert result["algorithms"]["a"]["score"] == 0.5
+    assert result["algorithms"]["b"]["score"] == 0.75
+    assert result["algorithms"]["a"]["times"]["w2"] == "inf"
+    code, out, _ = run_cli(capsys, "score", "--times", str(path))
+    assert code == 0 and "0.7500" in out
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("algorithm,workload,study,time_to_target\na,w1,0,1\n")
+    code, _, err = run_cli(capsys, "score", "--times", str(bad))
+    assert code == 2 and "trial" in err
