@@ -17,7 +17,7 @@ def run_cli(capsys, *argv):
 
 def assert_user_error(code, err, *fragments):
     assert code == 2, err
-    assert err.startswith("error: "), err
+    assert err.startswith("error: ") or "\nerror: " in err, err
     assert "Traceback" not in err
     for fragment in fragments:
         assert fragment in err, err
@@ -160,3 +160,22 @@ def test_missing_required_argument_exits_2(capsys):
         main(["run", "--algorithm", "nadamw"])
     assert info.value.code == 2
     assert "--workload" in capsys.readouterr().err
+
+
+def test_missing_dataset_is_a_clear_error_before_anything_runs(capsys, tmp_path, monkeypatch):
+    import dataclasses
+
+    from laptime.data import sources as sources_mod
+
+    # No prepared data, no local copies, and the official URL pointed at a closed local port.
+    monkeypatch.setenv("LAPTIME_DATA", str(tmp_path / "empty-data"))
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", "")
+    spec = sources_mod.SOURCES["tinyshakespeare"]
+    offline = dataclasses.replace(spec, files=tuple(dataclasses.replace(f, url="http://127.0.0.1:9/input.txt")
+                                                    for f in spec.files))
+    monkeypatch.setattr(sources_mod, "SOURCES", {**sources_mod.SOURCES, "tinyshakespeare": offline})
+    db = tmp_path / "r.sqlite"
+    code, _, err = run_cli(capsys, "run", "-w", "shakespeare", "-a", "adamw", "--db", str(db))
+    assert_user_error(code, err, "tinyshakespeare", "laptime data prepare tinyshakespeare", "Downloading it failed")
+    assert not db.exists()
+    assert not (tmp_path / "empty-data" / "tinyshakespeare" / "input.txt").exists()

@@ -84,6 +84,9 @@ class Workload(abc.ABC):
     variants: Sequence[str] = ("base",)
     #: Configurations (sizes) this workload provides.
     configs: Sequence[str] = ("cpu",)
+    #: Names of the ``laptime.data`` sources this workload reads; they are made ready (copied from a
+    #: local source or downloaded, md5-checked) before any trial starts.
+    datasets: Sequence[str] = ()
 
     def __init__(self, variant: str | None = None, config: str | None = None, device: str | torch.device = "cpu"):
         variant = variant or self.variants[0]

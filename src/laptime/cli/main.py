@@ -152,6 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = TrialOptions(eval_every_steps=args.eval_every_steps, max_steps=args.max_steps)
     plan = TrialPlan(workload=args.workload, algorithm=args.algorithm, hyperparameters=hp, seed=args.seed,
                      variant=workload.variant, config=workload.config, budget_factor=args.budget_factor)
+    _ensure_data([args.workload], quiet=args.json)
     db_path = Path(args.db) if args.db else default_store_path()
     show_progress = not args.json and not args.quiet
     with ResultsStore(db_path) as store:
@@ -215,6 +216,18 @@ def _print_summary(s: dict[str, Any]) -> None:
     if s["error"]:
         console.print("[red]error from the trial:[/red]")
         console.print(s["error"].rstrip().splitlines()[-1])
+
+
+def _ensure_data(workload_names, quiet: bool = False) -> None:
+    """Make every dataset the named workloads read ready before anything is timed or stored."""
+    from laptime.data.sources import ensure
+    from laptime.workloads import default_workloads
+
+    registry = default_workloads()
+    datasets = {d for name in workload_names for d in registry.get_class(name).datasets}
+    log = None if quiet else (lambda message: print(message, file=sys.stderr))
+    for dataset in sorted(datasets):
+        ensure(dataset, log=log)
 
 
 def _command_line() -> str:
@@ -282,6 +295,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for device in devices:
         resolve_device(device)
     options = TrialOptions(max_steps=args.max_steps) if args.max_steps else None
+    _ensure_data({entry[0] for entry in suite.entries}, quiet=args.json)
     db_path = Path(args.db) if args.db else default_store_path()
     out_dir = Path(args.out)
     console = _console()

@@ -343,10 +343,17 @@ def _generated_ready(directory: Path) -> bool:
     return isinstance(made, dict) and bool(made) and all((directory / name).is_file() for name in made)
 
 
+#: Where local dataset copies are looked for when ``$LAPTIME_DATA_SOURCES`` is not set (relative to
+#: the working directory): a ``data`` folder, and a ``shared/data`` folder beside the checkout.
+DEFAULT_SOURCE_DIRS = ("data", "../shared/data")
+
+
 def local_source_dirs() -> list[Path]:
-    """The directories listed in ``$LAPTIME_DATA_SOURCES`` (existing ones only)."""
-    raw = os.environ.get(SOURCES_ENV, "")
-    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p and Path(p).expanduser().is_dir()]
+    """The directories listed in ``$LAPTIME_DATA_SOURCES``, else :data:`DEFAULT_SOURCE_DIRS`
+    (existing ones only)."""
+    raw = os.environ.get(SOURCES_ENV)
+    candidates = raw.split(os.pathsep) if raw is not None else list(DEFAULT_SOURCE_DIRS)
+    return [Path(p).expanduser() for p in candidates if p and Path(p).expanduser().is_dir()]
 
 
 def _find_local_copy(spec: DataSource) -> Path | None:
@@ -386,6 +393,26 @@ def locate(name: str, root: str | os.PathLike | None = None) -> Path:
     )
 
 
+def ensure(name: str, root: str | os.PathLike | None = None, download: bool = True,
+           log: Callable[[str], None] | None = None) -> Path:
+    """Make dataset ``name`` ready before a run: :func:`locate` (prepared, local copy or generated),
+    else — when ``download`` — fetch it from its official URL (md5-checked).
+
+    Raises :class:`DataError` with the commands that fix it when neither works.
+    """
+    try:
+        return locate(name, root)
+    except DataError as missing:
+        if not download:
+            raise
+        if log is not None:
+            log(f"dataset {name!r} is not prepared: downloading it from its official source (md5-checked)")
+        try:
+            return prepare(name, root=root)
+        except DataError as failed:
+            raise DataError(f"{missing}\nDownloading it failed too: {failed}") from failed
+
+
 def status(root: str | os.PathLike | None = None) -> dict[str, bool]:
     """Which datasets are prepared under ``root`` (without copying or generating anything)."""
     result = {}
@@ -404,6 +431,7 @@ __all__ = [
     "DataSource",
     "data_root",
     "dataset_dir",
+    "ensure",
     "get_source",
     "locate",
     "local_source_dirs",

@@ -133,6 +133,7 @@ class Mnist1DWorkload(Workload):
 
     name = "mnist1d"
     variants = ("base", "cnn")
+    datasets = ("mnist1d",)
     configs = ("cpu",)
     #: Examples per forward pass in evaluation.
     eval_batch_size = 1000

@@ -274,6 +274,7 @@ class ShakespeareWorkload(Workload):
     name = "shakespeare"
     variants = ("base", "relu")
     configs = ("cpu", "gpu")
+    datasets = ("tinyshakespeare",)
     #: Windows per forward pass in evaluation.
     eval_batch_size = 64
 
