@@ -29,7 +29,7 @@ def laptime_data_root(tmp_path_factory: pytest.TempPathFactory):
     if sources:
         patch.setenv("LAPTIME_DATA_SOURCES", os.pathsep.join(sources))
     else:
-        patch.delenv("LAPTIME_DATA_SOURCES", raising=False)
+        patch.setenv("LAPTIME_DATA_SOURCES", "")
     yield root
     patch.undo()
 

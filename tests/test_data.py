@@ -66,7 +66,7 @@ def toy_sources(monkeypatch):
 
     set_urls()
     monkeypatch.setattr(sources_mod, "SOURCES", table)
-    monkeypatch.delenv("LAPTIME_DATA_SOURCES", raising=False)
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", "")  # no local copies, not even the default dirs
     return set_urls
 
 
@@ -306,3 +306,17 @@ def test_mnist1d_generated_cached_and_checked(laptime_data_root):
     assert data.prepare("mnist1d") == laptime_data_root / "mnist1d"  # already there: not regenerated
     with pytest.raises(DataError, match="takes no --source"):
         data.prepare("mnist1d", source="/somewhere")
+
+
+def test_default_local_source_dirs_when_the_variable_is_unset(tmp_path, monkeypatch):
+    from laptime.data.sources import local_source_dirs
+
+    monkeypatch.delenv("LAPTIME_DATA_SOURCES", raising=False)
+    work = tmp_path / "checkout"
+    (work / "data").mkdir(parents=True)
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    assert [p.resolve() for p in local_source_dirs()] == [(work / "data").resolve(),
+                                                          (tmp_path / "shared" / "data").resolve()]
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", "")
+    assert local_source_dirs() == []

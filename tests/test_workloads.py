@@ -242,7 +242,7 @@ def test_eval_ignores_dropout(registry, laptime_data_root):
 
 def test_data_is_loaded_on_demand_and_never_downloaded(registry, tmp_path, monkeypatch):
     monkeypatch.setenv("LAPTIME_DATA", str(tmp_path / "empty"))
-    monkeypatch.delenv("LAPTIME_DATA_SOURCES", raising=False)
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", "")  # empty: no local copies (not even the default dirs)
     workload = registry.create("shakespeare", "base", "cpu")  # cheap: no data yet
     assert workload.spec.step_hint > 0
     with pytest.raises(DataError, match="laptime data prepare tinyshakespeare"):
