@@ -118,3 +118,16 @@ def test_score_times_csv(capsys, tmp_path):
     bad.write_text("algorithm,workload,study,time_to_target\na,w1,0,1\n")
     code, _, err = run_cli(capsys, "score", "--times", str(bad))
     assert code == 2 and "trial" in err
+
+
+def test_score_by_steps(capsys, tmp_path):
+    path = tmp_path / "times.csv"
+    path.write_text("algorithm,workload,study,trial,time_to_target,steps_to_target\n"
+                    "a,w1,0,0,10,400\nb,w1,0,0,20,100\n")
+    code, out, err = run_cli(capsys, "score", "--times", str(path), "--by", "steps", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    # by steps b is fastest (100 vs 400: a's ratio 4 → area 0); by time a is (b's ratio 2 → 2/3)
+    assert result["algorithms"]["b"]["score"] == 1.0 and result["algorithms"]["a"]["score"] == 0.0
+    code, out, err = run_cli(capsys, "score", "--times", str(path), "--json")
+    assert json.loads(out)["algorithms"]["b"]["score"] == 2 / 3

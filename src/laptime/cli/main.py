@@ -254,7 +254,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from laptime.scoring import read_times_csv, score_table
 
     rows = read_times_csv(args.times)
-    report = score_table(rows, tau_max=args.tau_max, variants=None if args.no_variant_gate else "auto",
+    report = score_table(rows, tau_max=args.tau_max, column=_COLUMNS[args.by],
+                         variants=None if args.no_variant_gate else "auto",
                          baseline=args.baseline, n_bootstrap=args.bootstrap, seed=args.seed)
     if args.json:
         print(report.to_json())
@@ -266,6 +267,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- bench
 
 BASELINES = ("sgd_nesterov", "adamw", "nadamw")
+#: ``--by`` choices: time-to-target (the benchmark's measure) or steps-to-target (hardware-independent).
+_COLUMNS = {"time": "time_to_target", "steps": "steps_to_target"}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -321,7 +324,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 records = executor.run(plans, on_result=progress.on_result)
         store.update_run_meta(run_id, {"trial_ids": [r.trial_id for r in records]})
         records = [store.get_trial(r.trial_id) for r in records]  # with their eval histories
-    score = score_records(records, force=args.force, baseline=args.baseline, n_bootstrap=args.bootstrap, seed=0)
+    score = score_records(records, force=args.force, baseline=args.baseline, n_bootstrap=args.bootstrap, seed=0,
+                          column=_COLUMNS[args.by])
     html_path, md_path = _write_report(records, score, out_dir, f"laptime bench — suite {suite.name}, "
                                                                  f"{args.ruleset} ruleset")
     if args.json:
@@ -356,14 +360,16 @@ def _print_leaderboard(console, score, records) -> None:
     boot = score.bootstrap
     if boot is not None:
         table.add_column(f"{int(boot.confidence * 100)}% CI", justify="right")
+    unit = "s" if score.column == "time_to_target" else "steps"
     for w in score.workloads:
-        table.add_column(f"{w} (s)", justify="right")
+        table.add_column(f"{w} ({unit})", justify="right")
     for name in score.algorithms:
         row = [str(score.ranks[name]), name, f"{score.scores[name]:.3f}"]
         if boot is not None:
             lo, hi = boot.score_ci[name]
             row.append(f"[{lo:.3f}, {hi:.3f}]")
-        row += ["∞" if math.isinf(score.times[name][w]) else f"{score.times[name][w]:.2f}" for w in score.workloads]
+        row += ["∞" if math.isinf(score.times[name][w]) else f"{score.times[name][w]:.{2 if unit == 's' else 0}f}"
+                for w in score.workloads]
         table.add_row(*row)
     console.print(table)
     counts: dict[str, int] = {}
@@ -398,7 +404,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             what = f"benchmark run {run['id']} ({run['command']})"
     if not records:
         raise CLIError(f"no trials in {db_path}")
-    score = score_records(records, force=args.force, baseline=args.baseline, n_bootstrap=args.bootstrap, seed=0)
+    score = score_records(records, force=args.force, baseline=args.baseline, n_bootstrap=args.bootstrap, seed=0,
+                          column=_COLUMNS[args.by])
     html_path, md_path = _write_report(records, score, Path(args.out), f"laptime report — {what}")
     _print_leaderboard(_console(), score, records)
     print(f"report: {html_path}  (markdown: {md_path})")
@@ -469,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="run again trials stored as failed")
     p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
     p.add_argument("--json", action="store_true", help="machine-readable output (no progress display)")
+    p.add_argument("--by", choices=("time", "steps"), default="time",
+                   help="score time-to-target (default) or steps-to-target (hardware-independent view)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="write the HTML/markdown report of a stored benchmark")
@@ -479,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", default=None, help="algorithm to report speedups against")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
+    p.add_argument("--by", choices=("time", "steps"), default="time",
+                   help="score time-to-target (default) or steps-to-target (hardware-independent view)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("score", help="score time-to-target results (a CSV from laptime or elsewhere)")
@@ -492,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-variant-gate", action="store_true",
                    help="score workload/variant keys as workloads of their own instead of gating their base")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--by", choices=("time", "steps"), default="time",
+                   help="score time-to-target (default) or steps-to-target (hardware-independent view)")
     p.set_defaults(func=cmd_score)
 
     from laptime.data import cli as data_cli

@@ -10,14 +10,14 @@ silently giving incomparable results.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from laptime.atomic import atomic_write
 
 FILENAME = "mnist1d_standard.npz"
 KEYS = ("x", "y", "x_test", "y_test")
@@ -83,16 +83,8 @@ def generate(directory: Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / FILENAME
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{FILENAME}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(target, "wb") as handle:
+        np.savez(handle, **arrays)
     return target
 
 

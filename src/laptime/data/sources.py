@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.parse
@@ -27,6 +26,8 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
+
+from laptime.atomic import atomic_write
 
 #: Seconds to wait on a stalled connection (per blocking socket operation, not for the whole file).
 DOWNLOAD_TIMEOUT_SEC = 30.0
@@ -187,16 +188,8 @@ def _is_verified(directory: Path, source: DataSource) -> bool:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 # --------------------------------------------------------------------------- fetching

@@ -11,11 +11,11 @@ import dataclasses
 import datetime as _dt
 import math
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from laptime.atomic import atomic_write
 from laptime.records import TrialRecord
 from laptime.scoring import ScoreReport, check_comparable, score_records
 
@@ -105,21 +105,8 @@ def build_report(
 def _write_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to a temp file in the target's directory, then ``os.replace`` it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
     return path
 
 

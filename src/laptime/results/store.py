@@ -47,10 +47,10 @@ import math
 import os
 import pathlib
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from laptime.atomic import atomic_write
 from laptime.records import EvalRecord, Outcome, TrialRecord
 from laptime.results.schema import (
     DDL,
@@ -193,16 +193,6 @@ def _where(filters: dict[str, Any], prefix: str = "") -> tuple[str, list[Any]]:
         clauses.append(f"{prefix}{name} IN ({marks})")
         params.extend(values)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-def _new_file_mode(target: pathlib.Path) -> int:
-    """Permissions for a file replacing ``target``: its current ones, else 0666 minus the umask."""
-    try:
-        return target.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def _utc_now() -> str:
@@ -571,20 +561,8 @@ class ResultsStore:
         written next to ``path`` and moved into place, so readers never see half a file.
         """
         columns, rows = self._table_rows(table, filters)
-        target = pathlib.Path(path).expanduser()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            os.chmod(tmp, _new_file_mode(target))  # mkstemp makes it 0600
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-                writer = csv.DictWriter(fh, fieldnames=columns, restval="", extrasaction="raise")
-                writer.writeheader()
-                writer.writerows(rows)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, restval="", extrasaction="raise")
+            writer.writeheader()
+            writer.writerows(rows)
         return len(rows)
