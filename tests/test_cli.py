@@ -103,6 +103,8 @@ def test_hparams_inline_json_overrides_defaults(capsys, tmp_path):
         (["run", "-w", "mnist1d", "-a", "nadamw", "--hparams", '{"learning_rate": }'], ["JSON"]),
         (["run", "-w", "mnist1d", "-a", "nadamw", "--hparams", "[1, 2]"], ["ONE point"]),
         (["run", "-w", "mnist1d", "-a", "nadamw", "--seed", "-1"], ["--seed"]),
+        (["run", "-w", "mnist1d", "-a", "nadamw", "--hparams", '{"learnig_rate": 0.1}'],
+         ["unknown hyperparameter", "learnig_rate", "learning_rate"]),
         (["run", "-w", "mnist1d", "-a", "missing_file.py"], ["missing_file.py"]),
     ],
 )

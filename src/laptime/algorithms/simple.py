@@ -147,6 +147,13 @@ class OptimizerAlgorithm(Algorithm):
         return optimizer_state, model, new_model_state
 
     # ------------------------------------------------------------------ extras
+    def optimizer_state_dict(self, optimizer_state):
+        return {"optimizer": optimizer_state["optimizer"].state_dict()}
+
+    def load_optimizer_state_dict(self, optimizer_state, state_dict):
+        optimizer_state["optimizer"].load_state_dict(state_dict["optimizer"])
+        return optimizer_state
+
     def search_space(self):
         if self._search_space is None or not isinstance(self._search_space, (str, Path)):
             return self._search_space

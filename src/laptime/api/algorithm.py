@@ -111,6 +111,19 @@ class Algorithm:
         return next(input_queue)
 
     # --- laptime extras -------------------------------------------------------------------
+    def optimizer_state_dict(self, optimizer_state: OptimizerState) -> dict[str, Any]:
+        """A checkpointable form of ``optimizer_state`` (tensors, numbers, containers of them).
+
+        Together with the model's ``state_dict`` it must be enough to continue training exactly
+        (:meth:`load_optimizer_state_dict` on a freshly initialised state). Default: the state
+        itself, for algorithms whose state is already plain data.
+        """
+        return optimizer_state
+
+    def load_optimizer_state_dict(self, optimizer_state: OptimizerState, state_dict: dict[str, Any]) -> OptimizerState:
+        """Restore a state saved by :meth:`optimizer_state_dict` into a fresh ``optimizer_state``."""
+        return state_dict
+
     def search_space(self) -> Any:
         """The external-tuning search space (a :class:`laptime.tuning.SearchSpace`) or ``None``."""
         return None

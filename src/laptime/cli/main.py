@@ -128,7 +128,14 @@ def _hyperparameters(algorithm, text: str | None) -> dict[str, Any]:
 
     hp = dict(algorithm.self_tuning_defaults)
     if text:
-        hp.update(load_point(text))
+        point = load_point(text)
+        space = algorithm.search_space()
+        known = set(hp) | set(space.names if space is not None else ())
+        unknown = sorted(set(point) - known)
+        if known and unknown:
+            raise CLIError(f"unknown hyperparameter(s) {', '.join(map(repr, unknown))} for algorithm "
+                           f"{algorithm.name!r}; it knows: {', '.join(sorted(known))}")
+        hp.update(point)
     return hp
 
 
