@@ -125,12 +125,17 @@ def _entry_point_factories() -> Iterable[tuple[str, Callable[[], Algorithm]]]:
         yield ep.name, (lambda ep=ep: _as_algorithm(ep.load(), f"entry point {ep.name!r}"))
 
 
-def default_algorithms() -> AlgorithmRegistry:
-    """A registry with the built-in baselines and every installed plugin."""
+def _builtin_algorithms() -> list[Algorithm]:
     from laptime.algorithms.baselines import baseline_algorithms
+    from laptime.algorithms.library import library_algorithms
 
+    return [*baseline_algorithms(), *library_algorithms()]
+
+
+def default_algorithms() -> AlgorithmRegistry:
+    """A registry with the built-in baselines, the library and every installed plugin."""
     registry = AlgorithmRegistry()
-    for algorithm in baseline_algorithms():
+    for algorithm in _builtin_algorithms():
         registry.register(algorithm.name, _fresh(algorithm.name))
     for name, factory in _entry_point_factories():
         if name not in registry.names():
@@ -140,8 +145,6 @@ def default_algorithms() -> AlgorithmRegistry:
 
 def _fresh(name: str) -> Callable[[], Algorithm]:
     def factory() -> Algorithm:
-        from laptime.algorithms.baselines import baseline_algorithms
-
-        return next(a for a in baseline_algorithms() if a.name == name)
+        return next(a for a in _builtin_algorithms() if a.name == name)
 
     return factory
