@@ -131,3 +131,48 @@ def test_score_by_steps(capsys, tmp_path):
     assert result["algorithms"]["b"]["score"] == 1.0 and result["algorithms"]["a"]["score"] == 0.0
     code, out, err = run_cli(capsys, "score", "--times", str(path), "--json")
     assert json.loads(out)["algorithms"]["b"]["score"] == 2 / 3
+
+
+# Crafted examples for `laptime score --times`, with the arithmetic. Score of an algorithm =
+# Σ_w (τmax − max(r_w, 1)) / (τmax − 1) / |W| over workloads with r_w ≤ τmax, r_w = t / fastest t.
+CRAFTED = [
+    (  # ties: both at 10 on w1 (ratio 1 each); on w2 a=5, b=20 → b's ratio is exactly τmax = 4
+        "a,w1,0,0,10\nb,w1,0,0,10\na,w2,0,0,5\nb,w2,0,0,20\n", 4.0,
+        {"a": 1.0,  # (3/3 + 3/3) / 2
+         "b": 0.5},  # (3/3 + (4−4)/3) / 2: ratio 4 counts in ρ(4) but adds no area
+    ),
+    (  # ∞: a misses w2; everyone misses w2 → it still counts in |W| = 2
+        "a,w1,0,0,10\na,w2,0,0,inf\nb,w1,0,0,inf\nb,w2,0,0,inf\n", 4.0,
+        {"a": 0.5,  # (1 + 0) / 2
+         "b": 0.0},
+    ),
+    (  # a single algorithm: ratio 1 wherever it reached
+        "a,w1,0,0,3\na,w2,0,0,inf\na,w3,0,0,7\n", 4.0,
+        {"a": 2 / 3},  # (1 + 0 + 1) / 3
+    ),
+    (  # τ at the boundaries, one workload: ratios a 1, b 4 (= τmax), c 2.5
+        "a,w1,0,0,10\nb,w1,0,0,40\nc,w1,0,0,25\n", 4.0,
+        {"a": 1.0, "b": 0.0, "c": 0.5},  # c: (4 − 2.5) / 3
+    ),
+    (  # the same with τmax = 2: c's ratio 2.5 > τmax adds nothing
+        "a,w1,0,0,10\nb,w1,0,0,40\nc,w1,0,0,25\n", 2.0,
+        {"a": 1.0, "b": 0.0, "c": 0.0},
+    ),
+    (  # studies: per study the fastest trial; per workload the median over studies (3 studies)
+        # a: study0 min(9, 6) = 6, study1 8, study2 inf → median 8; b: 4, 4, 4 → 4. a's ratio 2 → (4 − 2)/3
+        "a,w1,0,0,9\na,w1,0,1,6\na,w1,1,0,8\na,w1,2,0,inf\nb,w1,0,0,4\nb,w1,1,0,4\nb,w1,2,0,4\n", 4.0,
+        {"a": 2 / 3, "b": 1.0},
+    ),
+]
+
+
+def test_score_times_reproduces_hand_computed_scores(capsys, tmp_path):
+    import pytest
+
+    for i, (body, tau_max, expected) in enumerate(CRAFTED):
+        path = tmp_path / f"crafted{i}.csv"
+        path.write_text("algorithm,workload,study,trial,time_to_target\n" + body)
+        code, out, err = run_cli(capsys, "score", "--times", str(path), "--tau-max", str(tau_max), "--json")
+        assert code == 0, err
+        scores = {a: v["score"] for a, v in json.loads(out)["algorithms"].items()}
+        assert scores == pytest.approx(expected, abs=1e-12), (i, scores)
