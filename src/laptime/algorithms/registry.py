@@ -1,8 +1,9 @@
 """The algorithm registry: built-in baselines, installed plugins, and user files.
 
 ``AlgorithmRegistry.resolve(spec)`` accepts a registered name (``nadamw``), a path to a Python file
-(``my_algo.py``) or ``module:attribute``. A file or module provides either an attribute named
-``algorithm`` (an Algorithm instance), or exactly one Algorithm subclass defined in it.
+(``my_algo.py``) or ``module:attribute``. A file provides an attribute named ``algorithm`` (an
+Algorithm instance), exactly one Algorithm subclass defined in it, or AlgoPerf's module-level
+submission functions (run through :mod:`laptime.algorithms.algoperf`).
 Plugins register through the ``laptime.algorithms`` entry-point group: each entry point loads to
 an Algorithm instance, subclass or a zero-argument factory.
 """
@@ -93,6 +94,9 @@ def _as_algorithm(obj, where: str) -> Algorithm:
 def _from_file(path: Path) -> Algorithm:
     if not path.is_file():
         raise AlgorithmLoadError(f"algorithm file {str(path)!r} does not exist")
+    from laptime.algorithms.algoperf import AlgoPerfSubmission, install_spec_shim, looks_like_submission
+
+    install_spec_shim()  # AlgoPerf submissions import `from algoperf import spec`
     module_name = f"laptime_user_algorithm_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -106,13 +110,15 @@ def _from_file(path: Path) -> Algorithm:
         raise AlgorithmLoadError(f"error while loading {str(path)!r}: {type(exc).__name__}: {exc}") from exc
     if hasattr(module, "algorithm"):
         algorithm = _as_algorithm(module.algorithm, f"{path}:algorithm")
+    elif looks_like_submission(module):
+        algorithm = AlgoPerfSubmission(module, name=path.stem, source=path)
     else:
         classes = [obj for obj in vars(module).values()
                    if inspect.isclass(obj) and issubclass(obj, Algorithm) and obj.__module__ == module_name]
         if len(classes) != 1:
             raise AlgorithmLoadError(
-                f"{str(path)!r} must define an `algorithm` object or exactly one Algorithm subclass "
-                f"(found {len(classes)})"
+                f"{str(path)!r} must define an `algorithm` object, exactly one Algorithm subclass "
+                f"(found {len(classes)}), or AlgoPerf's module-level submission functions"
             )
         algorithm = classes[0]()
     if not algorithm.name:

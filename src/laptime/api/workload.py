@@ -194,7 +194,8 @@ class Workload(abc.ABC):
         batch-norm layers use their running statistics and leave them unchanged.
         """
         model = params
-        training = mode == ForwardPassMode.TRAIN
+        # by name, so AlgoPerf's own ForwardPassMode (from a ported submission) works too
+        training = mode == ForwardPassMode.TRAIN or getattr(mode, "name", None) == "TRAIN"
         set_train_mode(model, training, update_batch_norm)
         inputs = augmented_and_preprocessed_input_batch["inputs"]
         if training:

@@ -1,0 +1,48 @@
+"""A minimal AlgoPerf-style PyTorch submission (module-level functions, `from algoperf import spec`),
+written the way AlgoPerf's reference submissions are, to test laptime's adapter."""
+
+import torch
+from algoperf import spec
+
+
+def get_batch_size(workload_name):
+    return {"mnist1d": 128}.get(workload_name.split("/")[0], 64)
+
+
+def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
+    del model_state, rng
+    lr = 0.05 if hyperparameters is None else hyperparameters.learning_rate
+    return {"optimizer": torch.optim.SGD(model_params.parameters(), lr=lr, momentum=0.9, nesterov=True),
+            "saw_none_hparams": hyperparameters is None}
+
+
+def update_params(workload, current_param_container, current_params_types, model_state, hyperparameters, batch,
+                  loss_type, optimizer_state, eval_results, global_step, rng, train_state=None):
+    del current_params_types, loss_type, eval_results, train_state
+    assert isinstance(spec.ParameterType.WEIGHT, object)
+    current_param_container.train()
+    optimizer = optimizer_state["optimizer"]
+    optimizer.zero_grad()
+    logits, new_model_state = workload.model_fn(params=current_param_container,
+                                                augmented_and_preprocessed_input_batch=batch,
+                                                model_state=model_state, mode=spec.ForwardPassMode.TRAIN, rng=rng,
+                                                update_batch_norm=True)
+    loss_dict = workload.loss_fn(label_batch=batch["targets"], logits_batch=logits, mask_batch=batch.get("weights"),
+                                 label_smoothing=0.0)
+    loss = loss_dict["summed"] / loss_dict["n_valid_examples"]
+    loss.backward()
+    optimizer.step()
+    if global_step + 1 >= 40:
+        raise spec.TrainingCompleteError
+    return optimizer_state, current_param_container, new_model_state
+
+
+def prepare_for_eval(workload, current_param_container, current_params_types, model_state, hyperparameters,
+                     loss_type, optimizer_state, eval_results, global_step, rng):
+    optimizer_state["prepared"] = optimizer_state.get("prepared", 0) + 1
+    return optimizer_state, current_param_container, model_state
+
+
+def data_selection(workload, input_queue, optimizer_state, current_param_container, model_state, hyperparameters,
+                   global_step, rng):
+    return next(input_queue)
