@@ -40,3 +40,22 @@ def shared_data_dir() -> Path:
     if not SHARED_DATA_DIR.is_dir():
         pytest.skip(f"no local dataset copies at {SHARED_DATA_DIR}")
     return SHARED_DATA_DIR
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for tiny models: as fast alone, far faster when the 2 cores are shared."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cnn_workload():
+    """The MNIST-1D CNN workload (CPU), shared by the algorithm tests."""
+    from laptime.workloads import default_workloads
+
+    return default_workloads().create("mnist1d", variant="cnn")

@@ -6,35 +6,23 @@ import pytest
 import torch
 
 from laptime.algorithms import default_algorithms, schedules
-from laptime.api import Hyperparameters
-from laptime.runner import derive_seeds
-from laptime.workloads import default_workloads
+from algohelpers import setup_algorithm, train_steps
 
 BASELINES = ["sgd_nesterov", "adamw", "nadamw"]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def workload():
-    return default_workloads().create("mnist1d", variant="cnn")
+def workload(cnn_workload):
+    return cnn_workload
 
 
 def _setup(workload, name, seed=0):
     algorithm = default_algorithms().get(name)
-    hp = Hyperparameters(algorithm.self_tuning_defaults)
-    seeds = derive_seeds(seed)
-    model, model_state = workload.init_model_fn(seeds["model"])
-    rng = torch.Generator().manual_seed(seeds["algorithm"])
-    state = algorithm.init_optimizer_state(workload, model, model_state, hp, rng)
-    batches = workload.train_batches(algorithm.get_batch_size(workload.spec.key), seeds["data"])
-    return algorithm, hp, model, state, batches, rng
+    return (algorithm, *setup_algorithm(workload, algorithm, seed))
 
 
-def _steps(workload, algorithm, hp, model, state, batches, rng, start, n):
-    for step in range(start, start + n):
-        batch = next(batches)
-        state, model, _ = algorithm.update_params(workload, model, workload.model_params_types, None, hp, batch,
-                                                  workload.loss_type, state, [], step, rng)
-    return state, model
+_steps = train_steps
 
 
 @pytest.mark.parametrize("name", BASELINES)

@@ -9,14 +9,15 @@ from laptime.algorithms.library.data_selection import (
     data_selection_algorithms,
     rank_probabilities,
 )
-from laptime.api import Hyperparameters
-from laptime.runner import derive_seeds
-from laptime.workloads import default_workloads
+from algohelpers import setup_algorithm, train_steps
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def workload():
-    return default_workloads().create("mnist1d", variant="cnn")
+def workload(cnn_workload):
+    return cnn_workload
 
 
 def _algorithm(name):
@@ -24,21 +25,11 @@ def _algorithm(name):
 
 
 def _setup(workload, algorithm, hp=None, seed=0):
-    hp = Hyperparameters(hp or algorithm.self_tuning_defaults)
-    seeds = derive_seeds(seed)
-    model, model_state = workload.init_model_fn(seeds["model"])
-    rng = torch.Generator().manual_seed(seeds["algorithm"])
-    state = algorithm.init_optimizer_state(workload, model, model_state, hp, rng)
-    queue = workload.train_batches(algorithm.get_batch_size(workload.spec.key), seeds["data"])
-    return hp, model, state, queue, rng
+    return setup_algorithm(workload, algorithm, seed, **(hp or {}))
 
 
 def _train(workload, algorithm, hp, model, state, queue, rng, steps):
-    for step in range(steps):
-        batch = algorithm.data_selection(workload, queue, state, model, None, hp, step, rng)
-        state, model, _ = algorithm.update_params(workload, model, workload.model_params_types, None, hp, batch,
-                                                  workload.loss_type, state, [], step, rng)
-    return state, model
+    return train_steps(workload, algorithm, hp, model, state, queue, rng, 0, steps, select=True)
 
 
 def test_rank_probabilities():

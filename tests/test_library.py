@@ -12,46 +12,27 @@ import torch
 from laptime.algorithms import default_algorithms
 from laptime.algorithms.baselines import SPACES
 from laptime.algorithms.library.update_rules import update_rule_algorithms
-from laptime.api import Hyperparameters
-from laptime.runner import derive_seeds
+from algohelpers import setup_algorithm, train_steps
 from laptime.workloads import default_workloads
 
 UPDATE_RULES = ["lamb", "lars", "adafactor", "lion", "adan", "adabelief", "muon", "schedule_free_adamw", "prodigy",
                 "sam", "soap", "sophia"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # These models are tiny: one intra-op thread is as fast, and far faster when the 2 cores are shared
-    # (thread oversubscription made single steps up to 100x slower here).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def workload():
-    return default_workloads().create("mnist1d", variant="cnn")
+def workload(cnn_workload):
+    return cnn_workload
 
 
 def _setup(workload, name, seed=0):
     algorithm = default_algorithms().get(name)
-    hp = Hyperparameters(algorithm.self_tuning_defaults)
-    seeds = derive_seeds(seed)
-    model, model_state = workload.init_model_fn(seeds["model"])
-    rng = torch.Generator().manual_seed(seeds["algorithm"])
-    state = algorithm.init_optimizer_state(workload, model, model_state, hp, rng)
-    batches = workload.train_batches(algorithm.get_batch_size(workload.spec.key), seeds["data"])
-    return algorithm, hp, model, state, batches, rng
+    return (algorithm, *setup_algorithm(workload, algorithm, seed))
 
 
-def _steps(workload, algorithm, hp, model, state, batches, rng, start, n):
-    for step in range(start, start + n):
-        batch = next(batches)
-        state, model, _ = algorithm.update_params(workload, model, workload.model_params_types, None, hp, batch,
-                                                  workload.loss_type, state, [], step, rng)
-    return state, model
+_steps = train_steps
 
 
 def _prepare_for_eval(workload, algorithm, hp, model, state, rng, step):

@@ -16,8 +16,8 @@ from laptime.algorithms.refinement import (
     refined_multipliers,
     refined_schedule,
 )
-from laptime.api import Algorithm, ForwardPassMode, Hyperparameters
-from laptime.runner import derive_seeds
+from laptime.api import Algorithm, ForwardPassMode
+from algohelpers import setup_algorithm
 from laptime.workloads import default_workloads
 
 COMPOSED = ["nadamw_constant", "nadamw_rex", "nadamw_wsd", "nadamw_power"]
@@ -177,28 +177,15 @@ def test_refined_schedule_is_positive_until_the_horizon():
 
 
 # ---------------------------------------------------------------------------- training helpers
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # the models are tiny: one intra-op thread is as fast alone and ~10x faster on a busy 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def workload():
-    return default_workloads().create("mnist1d", variant="cnn")
+def workload(cnn_workload):
+    return cnn_workload
 
 
-def _setup(workload, algorithm, seed=0, **overrides):
-    hp = Hyperparameters({**algorithm.self_tuning_defaults, **overrides})
-    seeds = derive_seeds(seed)
-    model, model_state = workload.init_model_fn(seeds["model"])
-    rng = torch.Generator().manual_seed(seeds["algorithm"])
-    state = algorithm.init_optimizer_state(workload, model, model_state, hp, rng)
-    batches = workload.train_batches(algorithm.get_batch_size(workload.spec.key), seeds["data"])
-    return hp, model, state, batches, rng
+_setup = setup_algorithm
 
 
 def _steps(workload, algorithm, hp, model, state, batches, rng, start, n, after_step=None):

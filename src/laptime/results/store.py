@@ -47,6 +47,7 @@ import math
 import os
 import pathlib
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -267,9 +268,19 @@ class ResultsStore:
         if self.memory:
             return
         conn = self.conn
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if str(mode).lower() != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+        # Changing the journal mode needs a lock that SQLite may refuse at once (SQLITE_BUSY, without
+        # calling the busy handler) while another process creates or switches the same file: retry.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _tables(self) -> set[str]:
         assert self._conn is not None

@@ -23,18 +23,10 @@ from typing import Any
 
 import torch
 
-from laptime.algorithms.baselines import BATCH_SIZES, SPACES, _nadamw, warmup_then_decay
+from laptime.algorithms.baselines import _ADAM_DEFAULTS, BATCH_SIZES, SPACES, _nadamw, warmup_then_decay
 from laptime.algorithms.simple import OptimizerAlgorithm
 from laptime.api import ForwardPassMode, TrainingComplete
 
-_NADAMW_DEFAULTS = {
-    "learning_rate": 2e-3,
-    "one_minus_beta1": 0.1,
-    "beta2": 0.995,
-    "weight_decay": 0.1,
-    "warmup_factor": 0.05,
-    "decay": "cosine",
-}
 
 
 def _concat(batches: list[dict[str, Any]]) -> dict[str, Any]:
@@ -134,7 +126,7 @@ def data_selection_algorithms() -> list[OptimizerAlgorithm]:
             "nadamw_high_loss", _nadamw, warmup_then_decay, BATCH_SIZES,
             summary="NAdamW with online batch selection by loss rank (Loshchilov & Hutter 2015); own implementation",
             search_space=SPACES / "nadamw_high_loss.json",
-            self_tuning_defaults={**_NADAMW_DEFAULTS, "selection_factor": 2, "selection_pressure": 10.0},
+            self_tuning_defaults={**_ADAM_DEFAULTS, "selection_factor": 2, "selection_pressure": 10.0},
             extra_sources=sources,
         ),
         GrowingBatch(
@@ -142,7 +134,7 @@ def data_selection_algorithms() -> list[OptimizerAlgorithm]:
             summary="NAdamW whose batch doubles when the gradient-noise norm test fails (Byrd et al. 2012; "
                     "AdAdaGrad, Lau et al. 2024); own implementation",
             search_space=SPACES / "nadamw_growing_batch.json",
-            self_tuning_defaults={**_NADAMW_DEFAULTS, "initial_batches": 2, "noise_test": 0.5, "max_batches": 16},
+            self_tuning_defaults={**_ADAM_DEFAULTS, "initial_batches": 2, "noise_test": 0.5, "max_batches": 16},
             extra_sources=sources,
         ),
     ]
