@@ -1,60 +1,11 @@
-"""The built-in baselines: they train, and their state round-trips through a checkpoint exactly."""
+"""The first baselines' own pieces: NAdamW's update formula and the warmup/decay schedule.
 
-import copy
+(That every baseline trains and round-trips a checkpoint is tested with the library's update rules
+in tests/test_library.py.)"""
 
-import pytest
 import torch
 
-from laptime.algorithms import default_algorithms, schedules
-from algohelpers import setup_algorithm, train_steps
-
-BASELINES = ["sgd_nesterov", "adamw", "nadamw"]
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def workload(cnn_workload):
-    return cnn_workload
-
-
-def _setup(workload, name, seed=0):
-    algorithm = default_algorithms().get(name)
-    return (algorithm, *setup_algorithm(workload, algorithm, seed))
-
-
-_steps = train_steps
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_baseline_trains(workload, name):
-    algorithm, hp, model, state, batches, rng = _setup(workload, name)
-    before = workload.evaluate_split(model, None, "validation")
-    _steps(workload, algorithm, hp, model, state, batches, rng, 0, 150)
-    after = workload.evaluate_split(model, None, "validation")
-    assert after["loss"] < before["loss"] - 0.3
-    assert after["accuracy"] > before["accuracy"] + 0.2
-
-
-@pytest.mark.parametrize("name", BASELINES)
-def test_baseline_state_round_trips_through_a_checkpoint(workload, name, tmp_path):
-    algorithm, hp, model, state, batches, rng = _setup(workload, name)
-    state, model = _steps(workload, algorithm, hp, model, state, batches, rng, 0, 20)
-    path = tmp_path / "ckpt.pt"
-    torch.save({"model": model.state_dict(), "optimizer": algorithm.optimizer_state_dict(state)}, path)
-    rest = [next(batches) for _ in range(10)]
-
-    # continue in place
-    state_a, model_a = _steps(workload, algorithm, hp, model, state, iter(copy.copy(rest)), rng, 20, 10)
-
-    # restore into a fresh model and state, continue on the same batches
-    algorithm_b, hp_b, model_b, state_b, _, rng_b = _setup(workload, name, seed=1)  # other init, overwritten
-    ckpt = torch.load(path, weights_only=False)
-    model_b.load_state_dict(ckpt["model"])
-    state_b = algorithm_b.load_optimizer_state_dict(state_b, ckpt["optimizer"])
-    state_b, model_b = _steps(workload, algorithm_b, hp_b, model_b, state_b, iter(rest), rng_b, 20, 10)
-
-    for (n, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items()):
-        assert torch.equal(a, b), n
+from laptime.algorithms import schedules
 
 
 def test_nadamw_matches_its_formula():

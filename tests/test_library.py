@@ -17,6 +17,8 @@ from laptime.workloads import default_workloads
 
 UPDATE_RULES = ["lamb", "lars", "adafactor", "lion", "adan", "adabelief", "muon", "schedule_free_adamw", "prodigy",
                 "sam", "soap", "sophia"]
+#: The first baselines (algorithms/baselines.py) go through the same training and checkpoint tests.
+BASELINES = ["sgd_nesterov", "adamw", "nadamw"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -53,7 +55,7 @@ def test_the_list_is_registered_with_summaries_spaces_and_defaults():
         assert set(space) <= set(algorithm.self_tuning_defaults), algorithm.name  # defaults cover the space
 
 
-@pytest.mark.parametrize("name", UPDATE_RULES)
+@pytest.mark.parametrize("name", BASELINES + UPDATE_RULES)
 def test_update_rule_trains(workload, name):
     algorithm, hp, model, state, batches, rng = _setup(workload, name)
     before = workload.evaluate_split(model, None, "validation")
@@ -64,7 +66,7 @@ def test_update_rule_trains(workload, name):
     assert after["accuracy"] > before["accuracy"] + 0.2
 
 
-@pytest.mark.parametrize("name", UPDATE_RULES)
+@pytest.mark.parametrize("name", BASELINES + UPDATE_RULES)
 def test_update_rule_state_round_trips_through_a_checkpoint(workload, name, tmp_path):
     algorithm, hp, model, state, batches, rng = _setup(workload, name)
     state, model = _steps(workload, algorithm, hp, model, state, batches, rng, 0, 20)
