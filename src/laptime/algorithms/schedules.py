@@ -132,6 +132,21 @@ def _decay_shape(shape: str, x: float) -> float:
     raise ValueError(f"unknown decay shape {shape!r}")
 
 
+def _final_decay_window(total_steps: int, warmup_steps: int, decay_fraction: float) -> tuple[int, int]:
+    """``(decay_steps, start)`` of a decay over the last ``decay_fraction`` of ``total_steps``,
+    checking that the warmup ends before the decay starts."""
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    if not 0.0 <= decay_fraction <= 1.0:
+        raise ValueError(f"decay_fraction must be in [0, 1], got {decay_fraction}")
+    decay_steps = max(int(round(decay_fraction * total_steps)), 1) if decay_fraction > 0 else 0
+    start = total_steps - decay_steps
+    if not 0 <= warmup_steps <= start:
+        raise ValueError(
+            f"warmup_steps must be in [0, total_steps - decay steps = {start}], got {warmup_steps}")
+    return decay_steps, start
+
+
 def wsd(total_steps: int, warmup_steps: int = 0, decay_fraction: float = 0.2, decay: str = "linear") -> Schedule:
     """Warmup-stable-decay (Hu et al. 2024, "MiniCPM"; Hägele et al. 2024, "Scaling Laws and
     Compute-Optimal Training Beyond Fixed Training Durations").
@@ -147,17 +162,9 @@ def wsd(total_steps: int, warmup_steps: int = 0, decay_fraction: float = 0.2, de
     Hägele et al. found best), or ``"cosine"``. ``decay_fraction = 0`` gives a constant schedule
     that never ends. Requires ``W <= S``.
     """
-    if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-    if not 0.0 <= decay_fraction <= 1.0:
-        raise ValueError(f"decay_fraction must be in [0, 1], got {decay_fraction}")
     if decay not in ("linear", "1-sqrt", "cosine"):
         raise ValueError(f"decay must be 'linear', '1-sqrt' or 'cosine', got {decay!r}")
-    decay_steps = max(int(round(decay_fraction * total_steps)), 1) if decay_fraction > 0 else 0
-    start = total_steps - decay_steps
-    if not 0 <= warmup_steps <= start:
-        raise ValueError(
-            f"warmup_steps must be in [0, total_steps - decay steps = {start}], got {warmup_steps}")
+    decay_steps, start = _final_decay_window(total_steps, warmup_steps, decay_fraction)
 
     def schedule(step: int) -> float:
         if step < warmup_steps:
@@ -202,17 +209,9 @@ def power(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if a <= 0 or b < 0:
         raise ValueError(f"need a > 0 and b >= 0, got a={a}, b={b}")
-    if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-    if not 0.0 <= decay_fraction <= 1.0:
-        raise ValueError(f"decay_fraction must be in [0, 1], got {decay_fraction}")
     if decay not in ("exponential", "linear"):
         raise ValueError(f"decay must be 'exponential' or 'linear', got {decay!r}")
-    decay_steps = max(int(round(decay_fraction * total_steps)), 1) if decay_fraction > 0 else 0
-    start = total_steps - decay_steps
-    if not 0 <= warmup_steps <= start:
-        raise ValueError(
-            f"warmup_steps must be in [0, total_steps - decay steps = {start}], got {warmup_steps}")
+    decay_steps, start = _final_decay_window(total_steps, warmup_steps, decay_fraction)
     scale = a * batch_size
 
     def p(examples: int) -> float:
