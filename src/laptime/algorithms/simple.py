@@ -129,22 +129,41 @@ class OptimizerAlgorithm(Algorithm):
                       batch, loss_type, optimizer_state, eval_results, global_step, rng, train_state=None):
         model = current_param_container
         optimizer: torch.optim.Optimizer = optimizer_state["optimizer"]
+        factor = self._lr_factor(optimizer_state, global_step)
+        optimizer.zero_grad(set_to_none=True)
+        loss, new_model_state = self._mean_loss(workload, model, model_state, batch, rng, optimizer_state)
+        loss.backward()
+        self._clip_gradients(model, optimizer_state)
+        self._set_learning_rates(optimizer_state, factor)
+        optimizer.step()
+        return optimizer_state, model, new_model_state
+
+    # ------------------------------------------------------------------ pieces of a step (for subclasses)
+    def _lr_factor(self, optimizer_state, global_step: int) -> float:
+        """The schedule's multiplier; raises TrainingComplete once it has decayed to exactly 0."""
         factor = optimizer_state["schedule"](global_step)
         if factor == 0.0 and self.stop_when_schedule_ends:
             raise TrainingComplete()  # the schedule has decayed to zero: no step can change the model
-        optimizer.zero_grad(set_to_none=True)
+        return factor
+
+    @staticmethod
+    def _mean_loss(workload, model, model_state, batch, rng, optimizer_state, update_batch_norm: bool = True):
+        """Forward in train mode; the mean loss over valid examples and the new model state."""
         logits, new_model_state = workload.model_fn(model, batch, model_state, ForwardPassMode.TRAIN, rng,
-                                                    update_batch_norm=True)
+                                                    update_batch_norm=update_batch_norm)
         losses = workload.loss_fn(batch["targets"], logits, batch.get("weights"),
                                   label_smoothing=optimizer_state["label_smoothing"])
-        loss = losses["summed"] / losses["n_valid_examples"]
-        loss.backward()
+        return losses["summed"] / losses["n_valid_examples"], new_model_state
+
+    @staticmethod
+    def _clip_gradients(model, optimizer_state) -> None:
         if optimizer_state["grad_clip"]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(optimizer_state["grad_clip"]))
-        for group, base_lr in zip(optimizer.param_groups, optimizer_state["base_lrs"]):
+
+    @staticmethod
+    def _set_learning_rates(optimizer_state, factor: float) -> None:
+        for group, base_lr in zip(optimizer_state["optimizer"].param_groups, optimizer_state["base_lrs"]):
             group["lr"] = base_lr * factor
-        optimizer.step()
-        return optimizer_state, model, new_model_state
 
     # ------------------------------------------------------------------ extras
     def optimizer_state_dict(self, optimizer_state):

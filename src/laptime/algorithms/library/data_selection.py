@@ -25,7 +25,7 @@ import torch
 
 from laptime.algorithms.baselines import _ADAM_DEFAULTS, BATCH_SIZES, SPACES, _nadamw, warmup_then_decay
 from laptime.algorithms.simple import OptimizerAlgorithm
-from laptime.api import ForwardPassMode, TrainingComplete
+from laptime.api import ForwardPassMode
 
 
 
@@ -82,20 +82,15 @@ class GrowingBatch(OptimizerAlgorithm):
                       batch, loss_type, optimizer_state, eval_results, global_step, rng, train_state=None):
         model = current_param_container
         optimizer: torch.optim.Optimizer = optimizer_state["optimizer"]
-        factor = optimizer_state["schedule"](global_step)
-        if factor == 0.0 and self.stop_when_schedule_ends:
-            raise TrainingComplete()
+        factor = self._lr_factor(optimizer_state, global_step)
         params = [p for p in model.parameters() if p.requires_grad]
         k = optimizer_state["chunks"]
         chunk_grads = []
         for index in torch.arange(batch["targets"].shape[0], device=batch["targets"].device).chunk(k):
             micro = _take(batch, index)
             optimizer.zero_grad(set_to_none=True)
-            logits, model_state = workload.model_fn(model, micro, model_state, ForwardPassMode.TRAIN, rng,
-                                                    update_batch_norm=True)
-            losses = workload.loss_fn(micro["targets"], logits, micro.get("weights"),
-                                      label_smoothing=optimizer_state["label_smoothing"])
-            (losses["summed"] / losses["n_valid_examples"]).backward()
+            loss, model_state = self._mean_loss(workload, model, model_state, micro, rng, optimizer_state)
+            loss.backward()
             chunk_grads.append([p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
                                 for p in params])
         mean = [torch.stack(gs).mean(0) for gs in zip(*chunk_grads)]
@@ -105,8 +100,7 @@ class GrowingBatch(OptimizerAlgorithm):
             optimizer_state["chunks"] = min(2 * k, optimizer_state["max_batches"])
         for p, m in zip(params, mean):
             p.grad = m
-        for group, base_lr in zip(optimizer.param_groups, optimizer_state["base_lrs"]):
-            group["lr"] = base_lr * factor
+        self._set_learning_rates(optimizer_state, factor)
         optimizer.step()
         return optimizer_state, model, model_state
 

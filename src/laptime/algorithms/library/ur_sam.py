@@ -16,7 +16,6 @@ import torch
 
 from laptime.algorithms.baselines import BATCH_SIZES, SPACES, warmup_then_decay
 from laptime.algorithms.simple import OptimizerAlgorithm
-from laptime.api import ForwardPassMode, TrainingComplete
 
 
 def _sam_adamw(groups, hp):
@@ -41,29 +40,19 @@ class SAMAlgorithm(OptimizerAlgorithm):
             extra_sources=[Path(__file__)],
         )
 
-    def _loss(self, workload, model, model_state, batch, rng, optimizer_state, update_batch_norm):
-        logits, new_model_state = workload.model_fn(model, batch, model_state, ForwardPassMode.TRAIN, rng,
-                                                    update_batch_norm=update_batch_norm)
-        losses = workload.loss_fn(batch["targets"], logits, batch.get("weights"),
-                                  label_smoothing=optimizer_state["label_smoothing"])
-        return losses["summed"] / losses["n_valid_examples"], new_model_state
-
     def update_params(self, workload, current_param_container, current_params_types, model_state, hyperparameters,
                       batch, loss_type, optimizer_state, eval_results, global_step, rng, train_state=None):
         model = current_param_container
         optimizer = optimizer_state["optimizer"]
-        factor = optimizer_state["schedule"](global_step)
-        if factor == 0.0 and self.stop_when_schedule_ends:
-            raise TrainingComplete()
+        factor = self._lr_factor(optimizer_state, global_step)
         optimizer.zero_grad(set_to_none=True)
-        loss, new_model_state = self._loss(workload, model, model_state, batch, rng, optimizer_state, True)
+        loss, new_model_state = self._mean_loss(workload, model, model_state, batch, rng, optimizer_state)
         loss.backward()
         optimizer.first_step(zero_grad=True)  # w -> w + e
-        loss, _ = self._loss(workload, model, new_model_state, batch, rng, optimizer_state, False)
+        loss, _ = self._mean_loss(workload, model, new_model_state, batch, rng, optimizer_state,
+                                  update_batch_norm=False)
         loss.backward()
-        if optimizer_state["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), float(optimizer_state["grad_clip"]))
-        for group, base_lr in zip(optimizer.param_groups, optimizer_state["base_lrs"]):
-            group["lr"] = base_lr * factor
+        self._clip_gradients(model, optimizer_state)
+        self._set_learning_rates(optimizer_state, factor)
         optimizer.second_step()  # back to w, AdamW step with the gradient at w + e
         return optimizer_state, model, new_model_state

@@ -20,7 +20,6 @@ from torch.nn.attention import SDPBackend
 
 from laptime.algorithms.baselines import BATCH_SIZES, SPACES, warmup_then_decay
 from laptime.algorithms.simple import OptimizerAlgorithm
-from laptime.api import ForwardPassMode, TrainingComplete
 
 _NEVER = 1 << 40  # SophiaH's own (global-RNG) Hessian schedule is never used: estimates are passed in
 
@@ -58,19 +57,13 @@ class SophiaAlgorithm(OptimizerAlgorithm):
                       batch, loss_type, optimizer_state, eval_results, global_step, rng, train_state=None):
         model = current_param_container
         optimizer = optimizer_state["optimizer"]
-        factor = optimizer_state["schedule"](global_step)
-        if factor == 0.0 and self.stop_when_schedule_ends:
-            raise TrainingComplete()
+        factor = self._lr_factor(optimizer_state, global_step)
         first = optimizer.param_groups[0].get("step", 0) == 0
         estimate = first or global_step % optimizer_state["hessian_update_period"] == 0
         optimizer.zero_grad(set_to_none=True)
         # Hessian-vector products need a double backward; fused attention kernels have none, the math one does
         with torch.nn.attention.sdpa_kernel(SDPBackend.MATH) if estimate else contextlib.nullcontext():
-            logits, new_model_state = workload.model_fn(model, batch, model_state, ForwardPassMode.TRAIN, rng,
-                                                        update_batch_norm=True)
-        losses = workload.loss_fn(batch["targets"], logits, batch.get("weights"),
-                                  label_smoothing=optimizer_state["label_smoothing"])
-        loss = losses["summed"] / losses["n_valid_examples"]
+            loss, new_model_state = self._mean_loss(workload, model, model_state, batch, rng, optimizer_state)
         params = [p for group in optimizer.param_groups for p in group["params"]]
         grads = torch.autograd.grad(loss, params, create_graph=estimate, allow_unused=True)
         hessian = None
@@ -87,10 +80,8 @@ class SophiaAlgorithm(OptimizerAlgorithm):
                     hessian[i] = hz * zs[i]
         for p, g in zip(params, grads):
             p.grad = None if g is None else g.detach()
-        if optimizer_state["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), float(optimizer_state["grad_clip"]))
-        for group, base_lr in zip(optimizer.param_groups, optimizer_state["base_lrs"]):
-            group["lr"] = base_lr * factor
+        self._clip_gradients(model, optimizer_state)
+        self._set_learning_rates(optimizer_state, factor)
         optimizer.step(hessian=hessian)
         return optimizer_state, model, new_model_state
 
