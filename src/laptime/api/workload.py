@@ -64,6 +64,11 @@ class WorkloadSpec:
     num_validation_examples: int
     num_test_examples: int
     description: str = ""
+    #: Where the target and budget come from: the command, machine and date of their calibration.
+    calibration: str = ""
+    #: True while the target and budget are placeholders (from the literature or another machine),
+    #: not yet calibrated by ``laptime calibrate`` on this configuration's reference hardware.
+    provisional: bool = False
 
     @property
     def key(self) -> str:

@@ -89,7 +89,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                  "dataset": s.dataset, "metric": s.target.metric, "direction": s.target.direction,
                  "validation_target": s.target.validation, "test_target": s.target.test,
                  "budget_sec": s.max_allowed_runtime_sec, "eval_period_sec": s.eval_period_time_sec,
-                 "step_hint": s.step_hint}
+                 "step_hint": s.step_hint, "provisional": s.provisional, "calibration": s.calibration}
                 for s in specs
             ],
             "algorithms": [{"name": a.name, "summary": a.summary} for a in algos],
@@ -99,7 +99,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = _console()
-    table = Table(title="Workloads (name/variant@config; target: validation / test; budget, eval period: submission s)",
+    table = Table(title="Workloads (name/variant@config; target: validation / test, 'provisional' until calibrated on "
+                        "the configuration's reference hardware; budget, eval period: submission s)",
                   title_justify="left")
     table.add_column("workload", no_wrap=True)
     table.add_column("target", no_wrap=True)
@@ -108,7 +109,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     table.add_column("step_hint", justify="right", no_wrap=True)
     for s in specs:
         arrow = "≥" if s.target.direction == "max" else "≤"
-        table.add_row(s.key, f"{s.target.metric} {arrow} {s.target.validation:g} / {s.target.test:g}",
+        mark = " (provisional)" if s.provisional else ""
+        table.add_row(s.key, f"{s.target.metric} {arrow} {s.target.validation:g} / {s.target.test:g}{mark}",
                       f"{s.max_allowed_runtime_sec:g} s", f"{s.eval_period_time_sec:g} s", str(s.step_hint))
     console.print(table)
     table = Table(title="Algorithms", title_justify="left")

@@ -47,11 +47,39 @@ class DataError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class DataFile:
-    """One file of a dataset: its name inside the dataset directory, official URL and md5."""
+    """One file of a dataset: its name inside the dataset directory, official URL and md5.
+
+    ``url`` is ``None`` for a file with no public source (it must be prepared from a local copy).
+    ``md5`` is ``None`` when the official host serves files whose bytes may vary (re-exports with
+    other line endings or an extra column): ``check`` then verifies the *content* (it raises
+    :class:`DataError` on a mismatch). ``aliases`` are other names a local copy may carry.
+    """
 
     filename: str
-    url: str
-    md5: str
+    url: str | None
+    md5: str | None
+    check: Callable[[Path], None] | None = dataclasses.field(default=None, compare=False, repr=False)
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.md5 is None and self.check is None:
+            raise ValueError(f"{self.filename}: a data file needs an md5 or a content check")
+
+    def verify(self, path: Path, origin: str, actual_md5: str | None = None) -> None:
+        """Raise :class:`DataError` unless ``path`` is this file (by md5, else by its content check)."""
+        if self.md5 is not None:
+            actual = actual_md5 or md5_file(path)
+            if actual != self.md5:
+                raise DataError(
+                    f"checksum mismatch for {self.filename!r} from {origin}: expected md5 "
+                    f"{self.md5}, got {actual}. The file was discarded."
+                )
+        else:
+            assert self.check is not None
+            try:
+                self.check(path)
+            except DataError as exc:
+                raise DataError(f"{self.filename!r} from {origin} is not the expected data: {exc}. The file was discarded.") from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,16 +94,50 @@ class DataSource:
     files: tuple[DataFile, ...]
     description: str
     generate: Callable[[Path], None] | None = dataclasses.field(default=None, compare=False, repr=False)
+    #: Turns the verified files into a fast cache inside the dataset directory (uint8 arrays,
+    #: token tensors, graph tensors). Runs once after the files are verified, and again when
+    #: ``build_version`` changes. Must write atomically (a crash leaves no half-written cache).
+    build: Callable[[Path], None] | None = dataclasses.field(default=None, compare=False, repr=False)
+    build_version: str = "1"
+    #: Prepares the dataset from a local copy in another layout (e.g. an image-folder tree):
+    #: ``import_local(source_path, directory)`` writes the cache (verifying the content against a
+    #: fingerprint, raising :class:`DataError` on a mismatch) and returns a short description of
+    #: what it imported. Used when ``--source PATH`` does not hold the official files.
+    import_local: Callable[[Path, Path], str] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def is_generated(self) -> bool:
         return self.generate is not None
+
+    @property
+    def downloadable(self) -> bool:
+        return bool(self.files) and all(f.url for f in self.files)
 
 
 def _generate_mnist1d(directory: Path) -> None:
     from laptime.data import mnist1d  # imported lazily: needs the mnist1d package
 
     mnist1d.generate(directory)
+
+
+#: Modules of ``laptime.data`` that define more sources (a module-level ``SOURCES`` list). They
+#: import nothing heavy at import time (RDKit, Pillow load inside their functions).
+_SOURCE_MODULES = ("ptb", "cifar10", "molhiv")
+
+
+def _module_sources() -> list[DataSource]:
+    import importlib
+
+    found: list[DataSource] = []
+    for module_name in _SOURCE_MODULES:
+        try:
+            module = importlib.import_module(f"laptime.data.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"laptime.data.{module_name}":
+                raise
+            continue
+        found.extend(module.SOURCES)
+    return found
 
 
 SOURCES: Mapping[str, DataSource] = MappingProxyType(
@@ -100,6 +162,7 @@ SOURCES: Mapping[str, DataSource] = MappingProxyType(
             ),
             generate=_generate_mnist1d,
         ),
+        **{source.name: source for source in _module_sources()},
     }
 )
 
@@ -155,8 +218,17 @@ def _stat_key(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def _write_stamp(directory: Path, source: DataSource) -> None:
-    stamp = {f.filename: {"md5": f.md5, "stat": _stat_key(directory / f.filename)} for f in source.files}
+def _file_identity(f: DataFile) -> str:
+    return f.md5 if f.md5 is not None else "content-checked"
+
+
+def _write_stamp(directory: Path, source: DataSource, extra: Mapping | None = None) -> None:
+    stamp: dict = {f.filename: {"md5": _file_identity(f), "stat": _stat_key(directory / f.filename)} for f in source.files}
+    previous = _read_stamp(directory)
+    for key in ("built", "imported"):
+        if key in previous:
+            stamp[key] = previous[key]
+    stamp.update(extra or {})
     _atomic_write_text(directory / STAMP_NAME, json.dumps(stamp, indent=1, sort_keys=True))
 
 
@@ -170,15 +242,20 @@ def _read_stamp(directory: Path) -> dict:
 def _is_verified(directory: Path, source: DataSource) -> bool:
     """True when every file is present with the right md5 (trusting the stamp if unchanged)."""
     stamp = _read_stamp(directory)
+    if source.import_local is not None and isinstance(stamp.get("imported"), dict):
+        # prepared from a local copy in another layout: the cache itself is the dataset
+        return _is_built(directory, source, stamp)
     rehashed = False
     for f in source.files:
         path = directory / f.filename
         if not path.is_file():
             return False
         entry = stamp.get(f.filename, {})
-        if entry.get("md5") == f.md5 and entry.get("stat") == _stat_key(path):
+        if entry.get("md5") == _file_identity(f) and entry.get("stat") == _stat_key(path):
             continue
-        if md5_file(path) != f.md5:
+        try:
+            f.verify(path, str(path))
+        except DataError:
             return False
         rehashed = True
     if rehashed:
@@ -208,14 +285,17 @@ def _file_url(source: str, data_file: DataFile) -> str:
 
 
 def _local_file(source: Path, name: str, data_file: DataFile, n_files: int) -> Path:
-    """The local file to copy: ``source`` itself, or ``source/<file>``, or ``source/<name>/<file>``."""
+    """The local file to copy: ``source`` itself, or ``source/<file>``, or ``source/<name>/<file>``
+    (``<file>`` being the file's name or one of its aliases)."""
+    names = (data_file.filename, *data_file.aliases)
     if source.is_file():
-        if n_files == 1 or source.name == data_file.filename:
+        if n_files == 1 or source.name in names:
             return source
         return source.parent / data_file.filename
-    for candidate in (source / data_file.filename, source / name / data_file.filename):
-        if candidate.is_file():
-            return candidate
+    for filename in names:
+        for candidate in (source / filename, source / name / filename):
+            if candidate.is_file():
+                return candidate
     raise DataError(
         f"no file {data_file.filename!r} for dataset {name!r} in {source} (looked for "
         f"{source / data_file.filename} and {source / name / data_file.filename})"
@@ -235,12 +315,7 @@ def _fetch_to_temp(reader, directory: Path, data_file: DataFile, origin: str) ->
             for chunk in iter(lambda: reader.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)
-        actual = digest.hexdigest()
-        if actual != data_file.md5:
-            raise DataError(
-                f"checksum mismatch for {data_file.filename!r} from {origin}: expected md5 "
-                f"{data_file.md5}, got {actual}. The file was discarded."
-            )
+        data_file.verify(tmp, origin, digest.hexdigest())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; prepared data is meant to be shared
         return tmp
     except BaseException:
@@ -310,6 +385,7 @@ def prepare(
             _atomic_write_text(directory / STAMP_NAME, json.dumps({"generated": made}, indent=1, sort_keys=True))
         return directory
     if not force and _is_verified(directory, spec):
+        _ensure_built(directory, spec)
         return directory
     src = None if source is None else os.fspath(source)
     local = None
@@ -317,18 +393,72 @@ def prepare(
         local = Path(src).expanduser()
         if not local.exists():
             raise DataError(f"source {local} does not exist (expected a directory, a file or an http(s) URL)")
+        if spec.import_local is not None and not _has_official_files(local, name, spec):
+            return _import(spec, local, directory)
+    if src is None and not spec.downloadable:
+        raise DataError(
+            f"dataset {name!r} has no public download address; prepare it from a local copy:\n"
+            f"    laptime data prepare {name} --source PATH"
+        )
     for data_file in spec.files:
         target = directory / data_file.filename
-        if not force and target.is_file() and md5_file(target) == data_file.md5:
-            continue
+        if not force and target.is_file():
+            try:
+                data_file.verify(target, str(target))
+                continue
+            except DataError:
+                pass
         if local is not None:
             tmp = _copy(_local_file(local, name, data_file, len(spec.files)), directory, data_file)
         else:
             url = data_file.url if src is None else _file_url(src, data_file)
+            assert url is not None
             tmp = _download(url, directory, data_file, timeout)
         os.replace(tmp, target)
-    _write_stamp(directory, spec)
+    _write_stamp(directory, spec, {"built": None} if spec.build is not None else None)
+    _ensure_built(directory, spec, force=force)
     return directory
+
+
+def _has_official_files(local: Path, name: str, spec: DataSource) -> bool:
+    try:
+        for data_file in spec.files:
+            _local_file(local, name, data_file, len(spec.files))
+    except DataError:
+        return False
+    return bool(spec.files)
+
+
+def _import(spec: DataSource, local: Path, directory: Path) -> Path:
+    """Prepare from a local copy in another layout through ``spec.import_local``."""
+    assert spec.import_local is not None
+    (directory / STAMP_NAME).unlink(missing_ok=True)
+    what = spec.import_local(local, directory)
+    record = {"imported": {"from": str(local), "what": what}, "built": spec.build_version}
+    _atomic_write_text(directory / STAMP_NAME, json.dumps(record, indent=1, sort_keys=True))
+    return directory
+
+
+def _is_built(directory: Path, spec: DataSource, stamp: Mapping | None = None) -> bool:
+    if spec.build is None and spec.import_local is None:
+        return True
+    stamp = _read_stamp(directory) if stamp is None else stamp
+    return stamp.get("built") == spec.build_version
+
+
+def _ensure_built(directory: Path, spec: DataSource, force: bool = False) -> None:
+    """Run the source's cache builder unless the stamp says this version is built already."""
+    if spec.build is None or (not force and _is_built(directory, spec)):
+        return
+    try:
+        spec.build(directory)
+    except DataError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise DataError(f"could not build the cache of dataset {spec.name!r} in {directory}: {exc}") from exc
+    stamp = _read_stamp(directory)
+    stamp["built"] = spec.build_version
+    _atomic_write_text(directory / STAMP_NAME, json.dumps(stamp, indent=1, sort_keys=True))
 
 
 def _generated_ready(directory: Path) -> bool:
@@ -350,10 +480,17 @@ def local_source_dirs() -> list[Path]:
 
 
 def _find_local_copy(spec: DataSource) -> Path | None:
+    if not spec.files:
+        return None
     for base in local_source_dirs():
         candidate = base / spec.name
-        if all((candidate / f.filename).is_file() and md5_file(candidate / f.filename) == f.md5 for f in spec.files):
-            return candidate
+        try:
+            for f in spec.files:
+                path = _local_file(candidate, spec.name, f, len(spec.files))
+                f.verify(path, str(path))
+        except DataError:
+            continue
+        return candidate
     return None
 
 
@@ -369,6 +506,7 @@ def locate(name: str, root: str | os.PathLike | None = None) -> Path:
     if spec.is_generated:
         return prepare(name, root=root)
     if directory.is_dir() and _is_verified(directory, spec):
+        _ensure_built(directory, spec)
         return directory
     local = _find_local_copy(spec)
     if local is not None:

@@ -201,3 +201,4 @@ class Mnist1DWorkload(Workload):
                 correct += (logits.argmax(-1) == y).sum()
         n = len(labels)
         return {"loss": float(loss_sum) / n, "accuracy": float(correct) / n}
+WORKLOAD = Mnist1DWorkload

@@ -381,3 +381,4 @@ class ShakespeareWorkload(Workload):
                 count += batch["targets"].numel()
         loss = float(loss_sum) / count
         return {"loss": loss, "perplexity": math.exp(loss), "bits_per_char": loss / math.log(2)}
+WORKLOAD = ShakespeareWorkload
