@@ -1,6 +1,6 @@
 """The ``laptime`` command line.
 
-Commands: ``list``, ``run``, ``export``, ``data``. Every user error (unknown names, bad files, a
+Commands: ``list``, ``run``, ``calibrate``, ``bench``, ``score``, ``report``, ``export``, ``data``. Every user error (unknown names, bad files, a
 missing dataset, an unavailable device) ends with one ``error: …`` line on stderr and exit code 2,
 never a traceback. A trial that fails or diverges is a recorded outcome, not a CLI error.
 """
@@ -239,8 +239,19 @@ def _ensure_data(workload_names, quiet: bool = False) -> None:
         ensure(dataset, log=log)
 
 
+_ARGV: list[str] | None = None  # the arguments main() was called with (sys.argv[1:] when None)
+
+
 def _command_line() -> str:
-    return "laptime " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    argv = sys.argv[1:] if _ARGV is None else _ARGV
+    return "laptime " + " ".join(shlex.quote(a) for a in argv)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from laptime.cli import calibrate
+
+    return calibrate.run(args, hyperparameters=_hyperparameters, ensure_data=_ensure_data,
+                         command=_command_line(), json_safe=_json_safe)
 
 
 # --------------------------------------------------------------------------- export
@@ -456,6 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("calibrate", help="set a workload's targets and budget: tune the reference algorithm, "
+                                         "rerun the best point with several seeds, take medians")
+    from laptime.cli import calibrate as calibrate_cli
+
+    calibrate_cli.add_arguments(p)
+    p.set_defaults(func=cmd_calibrate)
+
     p = sub.add_parser("export", help="export stored trials or eval rows as CSV")
     p.add_argument("--out", "-o", required=True, help="CSV file to write")
     p.add_argument("--table", choices=("trials", "evals"), default="trials")
@@ -525,8 +543,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global _ARGV
     parser = build_parser()
     args = parser.parse_args(argv)
+    _ARGV = None if argv is None else list(argv)
     try:
         return int(args.func(args) or 0)
     except _user_errors() as exc:
