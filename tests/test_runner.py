@@ -188,3 +188,29 @@ def test_baseline_ends_training_when_its_schedule_reaches_zero():
     assert result.outcome == Outcome.COMPLETE
     assert result.steps == 200
     assert [e.step for e in result.evals] == [50, 100, 150, 200]
+
+
+def test_warm_up_is_untimed_once_per_workload_and_leaves_results_unchanged():
+    clock = ManualClock()
+
+    class Counting(ToyWorkload):
+        calls = 0
+
+        def warm_up(self, batch_size):
+            type(self).calls += 1
+            clock.advance(100.0)  # an expensive warm-up must not reach the submission clock
+            super().warm_up(batch_size)
+
+    options = TrialOptions(eval_every_steps=5, max_steps=10)
+    workload = Counting(clock=clock)
+    first = run_trial(workload, ClockedAlgorithm(clock), {}, 3, options, clock=clock)
+    second = run_trial(workload, ClockedAlgorithm(clock), {}, 3, options, clock=clock)
+    assert first.submission_time == second.submission_time == 10.0
+    assert Counting.calls == 2 and workload._warmed_up_batch == 32
+
+    class NoWarmUp(ToyWorkload):
+        def warm_up(self, batch_size):
+            pass
+
+    cold = run_trial(NoWarmUp(clock=clock), ClockedAlgorithm(clock), {}, 3, options, clock=clock)
+    assert [e.metrics for e in cold.evals] == [e.metrics for e in first.evals]  # RNG states restored

@@ -210,6 +210,35 @@ class Workload(abc.ABC):
                 logits = model(inputs)
         return logits, model_state
 
+    #: Seed of the warm-up's own batch iterator (never a trial's data seed stream).
+    WARM_UP_SEED = 2**31 - 1
+
+    def warm_up(self, batch_size: int) -> None:
+        """Untimed warm-up, once per instance: forward + backward of a throwaway model.
+
+        The runner calls it before a trial's clock starts. It builds a model, runs one training
+        batch of ``batch_size`` through ``model_fn`` in train mode, back-propagates, and
+        synchronises the device. The global RNG states (CPU and CUDA) are restored afterwards,
+        so trials are identical with or without it. Workloads whose model is expensive to build
+        may override it (or make it a no-op).
+        """
+        if getattr(self, "_warmed_up_batch", None) == batch_size:
+            return
+        cpu_state = torch.get_rng_state()
+        cuda_states = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
+        try:
+            model = self.build_model().to(self.device)
+            batch = next(iter(self.train_batches(batch_size, self.WARM_UP_SEED)))
+            logits, _ = self.model_fn(model, batch, None, ForwardPassMode.TRAIN)
+            logits.float().mean().backward()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+        finally:
+            torch.set_rng_state(cpu_state)
+            if cuda_states is not None:
+                torch.cuda.set_rng_state_all(cuda_states)
+        self._warmed_up_batch = batch_size
+
     # ----------------------------------------------------------------- loss
     def loss_fn(
         self,

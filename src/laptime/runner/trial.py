@@ -220,6 +220,7 @@ def run_trial(
             if batch_size < 1:
                 raise ValueError(f"get_batch_size returned {batch_size}; it must be >= 1")
             input_queue = workload.train_batches(batch_size, seeds["data"])
+            workload.warm_up(batch_size)  # untimed, once per workload instance; see Workload.warm_up
             rng = torch.Generator().manual_seed(seeds["algorithm"])
             torch.manual_seed(seeds["algorithm"])  # dropout and other global-RNG users
 
