@@ -36,6 +36,18 @@ from laptime.runner import TrialOptions, derive_seeds, run_trial
 from laptime.workloads import default_workloads
 
 
+def plain_loss(workload):
+    """The mean loss a hand-written loop would use for the workload's loss type."""
+    from laptime.api import LossType
+
+    F = torch.nn.functional
+    if workload.loss_type == LossType.SOFTMAX_CROSS_ENTROPY:
+        return lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+    if workload.loss_type == LossType.SIGMOID_CROSS_ENTROPY:
+        return lambda logits, y: F.binary_cross_entropy_with_logits(logits.float().reshape(y.shape), y.float())
+    raise NotImplementedError(f"no plain loss for {workload.loss_type}")
+
+
 def bare_loop(workload, hp, steps: int, seed: int, batch_size: int) -> float:
     """Seconds per step of a hand-written loop on the workload's model and batches."""
     seeds = derive_seeds(seed)
@@ -48,11 +60,13 @@ def bare_loop(workload, hp, steps: int, seed: int, batch_size: int) -> float:
                                   betas=(1 - hp["one_minus_beta1"], hp["beta2"]), foreach=True)
     schedule = warmup_decay(workload.step_hint, int(0.05 * workload.step_hint))
     model.train()
+    loss_of = plain_loss(workload)
     start = time.perf_counter()
     for step, batch in enumerate(batches):
         optimizer.zero_grad(set_to_none=True)
-        logits = model(batch["inputs"])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1))
+        with workload.autocast():  # the workload's precision (bf16 autocast in gpu configurations)
+            logits = model(batch["inputs"])
+        loss = loss_of(logits, batch["targets"])
         loss.backward()
         for group in optimizer.param_groups:
             group["lr"] = hp["learning_rate"] * schedule(step)

@@ -203,12 +203,23 @@ class Workload(abc.ABC):
         training = mode == ForwardPassMode.TRAIN or getattr(mode, "name", None) == "TRAIN"
         set_train_mode(model, training, update_batch_norm)
         inputs = augmented_and_preprocessed_input_batch["inputs"]
-        if training:
+        with self.autocast(), torch.set_grad_enabled(training and torch.is_grad_enabled()):
             logits = model(inputs)
-        else:
-            with torch.no_grad():
-                logits = model(inputs)
         return logits, model_state
+
+    #: Mixed precision: on CUDA the forward pass runs under ``torch.autocast`` with this dtype
+    #: (e.g. ``torch.bfloat16`` in the lite suite's gpu configurations). ``None``: full fp32. It is
+    #: part of the workload's definition, the same for every algorithm; the loss is computed in
+    #: fp32 by :meth:`loss_fn` either way.
+    cuda_autocast_dtype: torch.dtype | None = None
+
+    def autocast(self):
+        """The autocast context of this workload's forward passes (a no-op off CUDA or in fp32)."""
+        import contextlib
+
+        if self.device.type == "cuda" and self.cuda_autocast_dtype is not None:
+            return torch.autocast("cuda", dtype=self.cuda_autocast_dtype)
+        return contextlib.nullcontext()
 
     #: Seed of the warm-up's own batch iterator (never a trial's data seed stream).
     WARM_UP_SEED = 2**31 - 1

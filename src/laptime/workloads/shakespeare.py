@@ -290,6 +290,8 @@ class ShakespeareWorkload(Workload):
             activation="relu" if self.variant == "relu" else "gelu",
         )
         self.max_eval_windows: int | None = settings["max_eval_windows"]
+        if self.config == "gpu":  # nanoGPT trains in bf16 autocast on GPUs
+            self.cuda_autocast_dtype = torch.bfloat16
         self._tokens: dict[str, torch.Tensor] | None = None
         self._eval_starts: dict[str, torch.Tensor] = {}
         self.vocabulary: str | None = None
@@ -374,7 +376,8 @@ class ShakespeareWorkload(Workload):
         with torch.no_grad():
             for i in range(0, len(starts), self.eval_batch_size):
                 batch = self._windows(tokens, starts[i : i + self.eval_batch_size])
-                logits = model(batch["inputs"])
+                with self.autocast():
+                    logits = model(batch["inputs"])
                 loss_sum += F.cross_entropy(
                     logits.reshape(-1, logits.shape[-1]).float(), batch["targets"].reshape(-1), reduction="sum"
                 ).double()
