@@ -110,15 +110,15 @@ def test_bad_settings_are_refused():
 
 def test_cli_calibrates_a_real_workload_and_writes_the_record(tmp_path, capsys, one_thread):
     out = tmp_path / "cal.json"
-    code = main(["calibrate", "mnist1d", "--config", "cpu", "--seeds", "0", "1", "--step-hint", "40",
-                 "--eval-every-steps", "20", "-o", str(out)])
+    code = main(["calibrate", "mnist1d", "--config", "cpu", "--seeds", "0", "1", "--step-hint", "20",
+                 "--eval-every-steps", "10", "-o", str(out)])
     assert code == 0
     text = capsys.readouterr().out
     assert "validation target (median best)" in text and "budget" in text
     record = json.loads(out.read_text())
     assert record["workload"] == "mnist1d/base@cpu" and record["algorithm"] == "nadamw"
-    assert [r["seed"] for r in record["seeds"]] == [0, 1] and record["step_hint"] == 40
-    assert [e[0] for e in record["seeds"][0]["evals"]] == [20, 40]
+    assert [r["seed"] for r in record["seeds"]] == [0, 1] and record["step_hint"] == 20
+    assert [e[0] for e in record["seeds"][0]["evals"]] == [10, 20]
     assert 0.1 < record["validation_target"] <= 1.0
     assert record["hardware"] and record["versions"]["torch"] and record["command"].startswith("laptime calibrate")
 

@@ -19,6 +19,8 @@ UPDATE_RULES = ["lamb", "lars", "adafactor", "lion", "adan", "adabelief", "muon"
                 "sam", "soap", "sophia"]
 #: The first baselines (algorithms/baselines.py) go through the same training and checkpoint tests.
 BASELINES = ["sgd_nesterov", "adamw", "nadamw"]
+#: So do AutoLRS and RS2 (library/autolrs.py, library/rs2.py; their own tests: tests/test_autolrs_rs2.py).
+AUTOLRS_RS2 = ["nadamw_autolrs", "nadamw_rs2"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,7 +57,7 @@ def test_the_list_is_registered_with_summaries_spaces_and_defaults():
         assert set(space) <= set(algorithm.self_tuning_defaults), algorithm.name  # defaults cover the space
 
 
-@pytest.mark.parametrize("name", BASELINES + UPDATE_RULES)
+@pytest.mark.parametrize("name", BASELINES + UPDATE_RULES + AUTOLRS_RS2)
 def test_update_rule_trains(workload, name):
     algorithm, hp, model, state, batches, rng = _setup(workload, name)
     before = workload.evaluate_split(model, None, "validation")
@@ -66,7 +68,7 @@ def test_update_rule_trains(workload, name):
     assert after["accuracy"] > before["accuracy"] + 0.2
 
 
-@pytest.mark.parametrize("name", BASELINES + UPDATE_RULES)
+@pytest.mark.parametrize("name", BASELINES + UPDATE_RULES + AUTOLRS_RS2)
 def test_update_rule_state_round_trips_through_a_checkpoint(workload, name, tmp_path):
     algorithm, hp, model, state, batches, rng = _setup(workload, name)
     state, model = _steps(workload, algorithm, hp, model, state, batches, rng, 0, 20)

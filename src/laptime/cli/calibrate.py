@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, *, hyperparameters, ensure_data, command: str,
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name")
-    ensure_data([args.workload], quiet=args.json)
+    ensure_data([(args.workload, probe.variant, probe.config)], quiet=args.json)
     console = Console(stderr=args.json)
     console.print(f"calibrating [bold]{probe.spec.key}[/bold] with {algorithm.name} on {device}: "
                   f"{args.tune or 'no'} tuning point(s), seeds {' '.join(map(str, args.seeds))}")

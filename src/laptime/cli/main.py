@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = TrialOptions(eval_every_steps=args.eval_every_steps, max_steps=args.max_steps)
     plan = TrialPlan(workload=args.workload, algorithm=args.algorithm, hyperparameters=hp, seed=args.seed,
                      variant=workload.variant, config=workload.config, budget_factor=args.budget_factor)
-    _ensure_data([args.workload], quiet=args.json)
+    _ensure_data([(args.workload, workload.variant, workload.config)], quiet=args.json)
     db_path = Path(args.db) if args.db else default_store_path()
     show_progress = not args.json and not args.quiet
     with ResultsStore(db_path) as store:
@@ -227,13 +227,14 @@ def _print_summary(s: dict[str, Any]) -> None:
         console.print(s["error"].rstrip().splitlines()[-1])
 
 
-def _ensure_data(workload_names, quiet: bool = False) -> None:
-    """Make every dataset the named workloads read ready before anything is timed or stored."""
+def _ensure_data(entries, quiet: bool = False) -> None:
+    """Make every dataset the (workload, variant, config) entries read ready before anything is
+    timed or stored. Instances are asked, since a configuration may pick its data source."""
     from laptime.data.sources import ensure
     from laptime.workloads import default_workloads
 
     registry = default_workloads()
-    datasets = {d for name in workload_names for d in registry.get_class(name).datasets}
+    datasets = {d for name, variant, config in entries for d in registry.create(name, variant, config).datasets}
     log = None if quiet else (lambda message: print(message, file=sys.stderr))
     for dataset in sorted(datasets):
         ensure(dataset, log=log)
@@ -312,13 +313,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         studies = args.studies if args.studies is not None else 1
         ruleset = SelfTuning(budget_factor=args.budget_factor, studies=studies)
     plans = plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)
-    devices = [d.strip() for d in args.device.split(",") if d.strip()]
+    devices = [d.strip() for d in (args.device or suite.device).split(",") if d.strip()]
     if not devices:
         raise CLIError("--device needs at least one device")
     for device in devices:
         resolve_device(device)
     options = TrialOptions(max_steps=args.max_steps) if args.max_steps else None
-    _ensure_data({entry[0] for entry in suite.entries}, quiet=args.json)
+    _ensure_data(suite.entries, quiet=args.json)
     db_path = Path(args.db) if args.db else default_store_path()
     out_dir = Path(args.out)
     console = _console()
@@ -492,8 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=5, help="trials per study, external tuning (default 5)")
     p.add_argument("--budget-factor", type=float, default=1.5, help="self-tuning budget factor (default 1.5)")
     p.add_argument("--seed", type=int, default=0, help="benchmark seed: points and trial seeds derive from it")
-    p.add_argument("--device", default="cpu",
-                   help="device, or a comma-separated list for one worker process per device (cuda:0,cuda:1)")
+    p.add_argument("--device", default=None,
+                   help="device, or a comma-separated list for one worker process per device (cuda:0,cuda:1); "
+                        "default: the suite's (cpu for smoke/cpu/mnist1d/lite_cpu, cuda for lite/lite_webp)")
     p.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
     p.add_argument("--out", default="laptime-report", help="folder for report.html and report.md")
     p.add_argument("--baseline", default=None, help="algorithm to report speedups against")

@@ -104,6 +104,9 @@ class DataSource:
     #: fingerprint, raising :class:`DataError` on a mismatch) and returns a short description of
     #: what it imported. Used when ``--source PATH`` does not hold the official files.
     import_local: Callable[[Path, Path], str] | None = dataclasses.field(default=None, compare=False, repr=False)
+    #: Other folder names a local copy may sit in under a ``$LAPTIME_DATA_SOURCES`` directory
+    #: (e.g. ``ogbg-molhiv`` for ``molhiv``); the source's own name is always tried first.
+    local_names: tuple[str, ...] = ()
 
     @property
     def is_generated(self) -> bool:
@@ -128,16 +131,7 @@ _SOURCE_MODULES = ("ptb", "cifar10", "molhiv")
 def _module_sources() -> list[DataSource]:
     import importlib
 
-    found: list[DataSource] = []
-    for module_name in _SOURCE_MODULES:
-        try:
-            module = importlib.import_module(f"laptime.data.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"laptime.data.{module_name}":
-                raise
-            continue
-        found.extend(module.SOURCES)
-    return found
+    return [source for name in _SOURCE_MODULES for source in importlib.import_module(f"laptime.data.{name}").SOURCES]
 
 
 SOURCES: Mapping[str, DataSource] = MappingProxyType(
@@ -483,14 +477,15 @@ def _find_local_copy(spec: DataSource) -> Path | None:
     if not spec.files:
         return None
     for base in local_source_dirs():
-        candidate = base / spec.name
-        try:
-            for f in spec.files:
-                path = _local_file(candidate, spec.name, f, len(spec.files))
-                f.verify(path, str(path))
-        except DataError:
-            continue
-        return candidate
+        for folder in (spec.name, *spec.local_names):
+            candidate = base / folder
+            try:
+                for f in spec.files:
+                    path = _local_file(candidate, spec.name, f, len(spec.files))
+                    f.verify(path, str(path))
+            except DataError:
+                continue
+            return candidate
     return None
 
 

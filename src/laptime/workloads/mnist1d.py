@@ -79,6 +79,9 @@ def _spec(variant: str, target: Target, budget: float, eval_period: float, step_
         num_validation_examples=NUM_VALIDATION,
         num_test_examples=NUM_TEST,
         description=description,
+        calibration=("python benchmarks/calibrate_cpu_targets.py mnist1d " + variant + " (AdamW, 5 seeds; the command "
+                     "and figures are in the comment at this spec and in docs/benchmarks.md); 2-core x86_64 VM, "
+                     "torch 2.13.0+cpu, 2026-11-22"),
     )
 
 

@@ -56,6 +56,7 @@ class GPTConfig:
     dropout: float = 0.2
     activation: str = "gelu"  # "gelu" or "relu"
     bias: bool = False  # biases in Linear and LayerNorm layers (nanoGPT's shakespeare-char: none)
+    causal: bool = True  # causal attention (language models); False: every position sees every other (ViT)
 
 
 class CausalSelfAttention(nn.Module):
@@ -65,6 +66,7 @@ class CausalSelfAttention(nn.Module):
             raise ValueError(f"width {cfg.width} is not divisible by {cfg.heads} heads")
         self.heads = cfg.heads
         self.dropout = cfg.dropout
+        self.causal = cfg.causal
         self.qkv = nn.Linear(cfg.width, 3 * cfg.width, bias=cfg.bias)
         self.out = nn.Linear(cfg.width, cfg.width, bias=cfg.bias)
         self.resid_dropout = nn.Dropout(cfg.dropout)
@@ -74,7 +76,7 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(C, dim=2)
         # [B, T, C] -> [B, heads, T, C / heads]
         q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.out(y))
 
@@ -212,6 +214,14 @@ def _spec(variant: str, config: str, target: Target, budget: float, eval_period:
         num_validation_examples=_num_windows(n_val, cfg["context"], cfg["max_eval_windows"]),
         num_test_examples=_num_windows(n_test, cfg["context"], cfg["max_eval_windows"]),
         description=description,
+        calibration=(
+            "python benchmarks/calibrate_cpu_targets.py shakespeare " + variant + " (AdamW, 3 seeds; the command and "
+            "figures are in the comment at this spec and in docs/benchmarks.md); 2-core x86_64 VM, torch 2.13.0+cpu, "
+            "2026-11-22" if config == "cpu" else
+            "provisional: REFERENCE.md's standalone nanoGPT shakespeare-char on one H100 (torch.compile, 2026-11-22): "
+            "best validation loss 1.4596 at step 1,750, 12.3 ms/step; budget 3 x 1,750 x 12.3 ms. Not measured in laptime."
+        ),
+        provisional=config != "cpu",
     )
 
 

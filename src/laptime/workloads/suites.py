@@ -4,6 +4,8 @@
   baselines under the self-tuning ruleset; ``laptime bench`` runs it by default.
 * ``cpu`` — every CPU configuration (the smoke suite and the Tiny Shakespeare ReLU variant).
 * ``mnist1d`` — MNIST-1D alone: seconds per trial, for quick checks.
+* ``lite`` — the lite suite for one GPU (gpu configurations; official CIFAR-10); ``lite_webp`` the
+  same with the lossy CIFAR-10 copy; ``lite_cpu`` its workloads in their cpu configurations.
 
 A variant listed next to its base workload is scored through the variant gate (see
 :mod:`laptime.scoring`): the base counts as missed when the variant misses its target or is more
@@ -28,6 +30,23 @@ class Suite:
     device: str = "cpu"  # the device the suite's targets were calibrated on
 
 
+#: The lite suite's (workload, variant) pairs: every workload with the variant that gates it.
+LITE = (("cifar10", "base"), ("cifar10", "relu"), ("cifar10_vit", "base"), ("cifar10_vit", "postln"),
+        ("shakespeare", "base"), ("shakespeare", "relu"), ("ptb", "base"), ("ptb", "postln"),
+        ("molhiv", "base"), ("molhiv", "layernorm"), ("mnist1d", "base"), ("mnist1d", "cnn"))
+
+
+def _lite_entries(cifar_config: str, config: str = "gpu") -> tuple[tuple[str, str, str], ...]:
+    """LITE in one configuration; CIFAR-10 picks its data through ``cifar_config``; MNIST-1D has
+    only its cpu configuration (seconds per trial on any device)."""
+    def pick(name: str) -> str:
+        if name == "mnist1d":
+            return "cpu"
+        return cifar_config if name.startswith("cifar10") else config
+
+    return tuple((name, variant, pick(name)) for name, variant in LITE)
+
+
 def default_suites() -> dict[str, Suite]:
     suites = [
         Suite("smoke", "CPU smoke suite, the default of `laptime bench`: MNIST-1D (MLP, with its CNN variant) and a "
@@ -38,6 +57,14 @@ def default_suites() -> dict[str, Suite]:
                ("shakespeare", "relu", "cpu"))),
         Suite("mnist1d", "MNIST-1D only (MLP and its CNN variant): seconds per trial",
               (("mnist1d", "base", "cpu"), ("mnist1d", "cnn", "cpu"))),
+        Suite("lite", "the lite suite for one GPU: CIFAR-10 CNN and ViT (official data), Tiny Shakespeare nanoGPT, "
+                      "PTB word LM, molhiv GIN, each with one variant, and MNIST-1D; targets provisional until "
+                      "calibrated on an H100",
+              _lite_entries("gpu"), device="cuda"),
+        Suite("lite_webp", "the lite suite with the lossy CIFAR-10 copy (cifar10_webp) instead of the official data",
+              _lite_entries("gpu_webp"), device="cuda"),
+        Suite("lite_cpu", "the lite suite's workloads in their CPU configurations (what the tests run)",
+              _lite_entries("cpu", "cpu"), device="cpu"),
     ]
     return {s.name: s for s in suites}
 

@@ -9,8 +9,12 @@ from laptime.api import Algorithm
 
 def library_algorithms() -> list[Algorithm]:
     """Fresh instances of every library algorithm."""
+    from laptime.algorithms.library.autolrs import autolrs_algorithms
     from laptime.algorithms.library.data_selection import data_selection_algorithms
+    from laptime.algorithms.library.rs2 import rs2_algorithms
     from laptime.algorithms.library.scheduled import scheduled_algorithms
+    from laptime.algorithms.library.speedrun import speedrun_algorithms
     from laptime.algorithms.library.update_rules import update_rule_algorithms
 
-    return [*update_rule_algorithms(), *scheduled_algorithms(), *data_selection_algorithms()]
+    return [*update_rule_algorithms(), *scheduled_algorithms(), *data_selection_algorithms(), *autolrs_algorithms(),
+            *rs2_algorithms(), *speedrun_algorithms()]
