@@ -46,7 +46,7 @@ def test_empty_point_is_passed_as_none_and_batch_size_override():
 
 def test_cli_runs_a_submission_file(capsys, tmp_path):
     code = main(["run", "-w", "mnist1d", "-a", str(SUBMISSION), "--hparams", '{"learning_rate": 0.05}',
-                 "--db", str(tmp_path / "r.sqlite"), "--json"])
+                 "--db", str(tmp_path / "r.sqlite"), "--budget-factor", "20", "--json"])  # behaviour, not speed
     out, err = capsys.readouterr()
     assert code == 0, err
     result = json.loads(out)

@@ -132,3 +132,20 @@ def test_cli_bad_input_is_one_error_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_step_hint_override_reaches_the_algorithms_schedule():
+    clock = ManualClock()
+    workload = ToyWorkload(clock=clock)
+    seen = []
+
+    class Recording(ClockedAlgorithm):
+        def update_params(self, workload, *args, **kwargs):
+            seen.append(workload.step_hint)
+            return super().update_params(workload, *args, **kwargs)
+
+    result = calibrate(lambda: workload, Recording(clock), seeds=(0,), step_hint=6, eval_every_steps=3,
+                       base_hyperparameters={}, clock=clock)
+    assert result.step_hint == 6 and set(seen) == {6} and len(seen) == 6
+    workload.override_step_hint(None)
+    assert workload.step_hint == 200  # the spec's again

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from laptime.api import ForwardPassMode, ParameterType
+from laptime.api import ParameterType
 from laptime.data import prepare
 from laptime.workloads import default_workloads
 from laptime.workloads.cifar10_vit import VisionTransformer
+from toys import train_briefly
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -72,17 +73,5 @@ def test_postln_has_the_same_parameters_as_base(registry, webp_ready):
 
 
 def test_cpu_config_learns(registry, webp_ready):
-    workload = registry.create("cifar10_vit", "base", "cpu")
-    model, _ = workload.init_model_fn(0)
-    before = workload.evaluate_split(model, None, "validation")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    batches = workload.train_batches(128, 0)
-    for _ in range(60):
-        batch = next(batches)
-        logits, _ = workload.model_fn(model, batch, None, ForwardPassMode.TRAIN)
-        loss = workload.loss_fn(batch["targets"], logits)
-        optimizer.zero_grad()
-        (loss["summed"] / loss["n_valid_examples"]).backward()
-        optimizer.step()
-    after = workload.evaluate_split(model, None, "validation")
+    before, after = train_briefly(registry.create("cifar10_vit", "base", "cpu"), steps=60, lr=3e-3, batch_size=128)
     assert after["accuracy"] > before["accuracy"] + 0.1 and after["loss"] < before["loss"]

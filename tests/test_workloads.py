@@ -16,6 +16,7 @@ from laptime.workloads import UnknownWorkloadError, WorkloadRegistry, default_wo
 from laptime.workloads import registry as registry_mod
 from laptime.workloads.mnist1d import Mnist1DWorkload
 from laptime.workloads.shakespeare import NUM_CHARS, ShakespeareWorkload
+from toys import train_briefly
 
 CASES = [("mnist1d", "base"), ("mnist1d", "cnn"), ("shakespeare", "base"), ("shakespeare", "relu")]
 IDS = [f"{n}-{v}" for n, v in CASES]
@@ -253,30 +254,15 @@ def test_data_is_loaded_on_demand_and_never_downloaded(registry, tmp_path, monke
 # --------------------------------------------------------------------------- learning
 
 
-def _train(workload, steps, lr, batch_size, seed=0):
-    model, _ = workload.init_model_fn(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    batches = workload.train_batches(batch_size, seed)
-    before = workload.evaluate_split(model, None, "validation")
-    for _ in range(steps):
-        batch = next(batches)
-        logits, _ = workload.model_fn(model, batch, None, ForwardPassMode.TRAIN)
-        loss = workload.loss_fn(batch["targets"], logits)
-        optimizer.zero_grad()
-        (loss["summed"] / loss["n_valid_examples"]).backward()
-        optimizer.step()
-    return before, workload.evaluate_split(model, None, "validation")
-
-
 def test_mnist1d_cnn_learns(workloads):
-    before, after = _train(workloads[("mnist1d", "cnn")], steps=300, lr=3e-3, batch_size=128)
+    before, after = train_briefly(workloads[("mnist1d", "cnn")], steps=300, lr=3e-3, batch_size=128)
     assert before["accuracy"] < 0.25
     assert after["accuracy"] > 0.6, after
     assert after["loss"] < before["loss"] - 1.0
 
 
 def test_shakespeare_learns(workloads):
-    before, after = _train(workloads[("shakespeare", "base")], steps=60, lr=1e-2, batch_size=32)
+    before, after = train_briefly(workloads[("shakespeare", "base")], steps=60, lr=1e-2, batch_size=32)
     assert after["loss"] < before["loss"] - 1.0, (before, after)
 
 
@@ -284,7 +270,7 @@ def test_shakespeare_learns(workloads):
 
 
 def test_specs(registry):
-    specs = registry.specs()
+    specs = [s for s in registry.specs() if s.name in ("mnist1d", "shakespeare")]  # the others: their own tests
     keys = [s.key for s in specs]
     assert len(keys) == len(set(keys))
     assert set(keys) == {
@@ -295,7 +281,8 @@ def test_specs(registry):
         "shakespeare/base@gpu",
         "shakespeare/relu@gpu",
     }
-    assert {s.key for s in registry.specs(config="cpu")} == {k for k in keys if k.endswith("@cpu")}
+    assert {s.key for s in registry.specs(config="cpu") if s.name in ("mnist1d", "shakespeare")} == {
+        k for k in keys if k.endswith("@cpu")}
     for spec in specs:
         assert spec.version and spec.dataset
         assert spec.max_allowed_runtime_sec > 0 and spec.eval_period_time_sec > 0 and spec.step_hint > 0
@@ -321,7 +308,7 @@ def test_unknown_workload_error(registry):
     message = str(error)
     assert message.startswith("unknown workload 'mnist1dd'")
     assert "Did you mean 'mnist1d'?" in message
-    assert "mnist1d, shakespeare" in message
+    assert "cifar10, cifar10_vit, mnist1d, molhiv, ptb, shakespeare" in message
     with pytest.raises(UnknownWorkloadError, match="Known workloads") as info:
         registry.get_class("imagenet")
     assert "Did you mean" not in str(info.value)
@@ -378,7 +365,34 @@ def test_entry_point_plugins(monkeypatch):
         warnings.simplefilter("always")
         registry = default_workloads()
     assert seen["group"] == "laptime.workloads"
-    assert registry.names() == ["mnist1d", "plugin", "shakespeare"]
+    builtin = ["cifar10", "cifar10_vit", "mnist1d", "molhiv", "ptb", "shakespeare"]
+    assert registry.names() == sorted(builtin + ["plugin"])
     assert any("broken" in str(w.message) for w in caught)
-    assert default_workloads(include_entry_points=False).names() == ["mnist1d", "shakespeare"]
+    assert default_workloads(include_entry_points=False).names() == builtin
     assert default_workloads(False) is not default_workloads(False)  # a fresh registry each time
+
+
+def test_every_spec_is_complete_and_gpu_targets_are_provisional(registry):
+    """Across all workloads: keys unique, rules sane, provenance written, gpu placeholders marked."""
+    specs = registry.specs()
+    keys = [s.key for s in specs]
+    assert len(keys) == len(set(keys)) and len(keys) >= 20
+    for spec in specs:
+        assert spec.version and spec.dataset and spec.description
+        assert 0 < spec.eval_period_time_sec < spec.max_allowed_runtime_sec and spec.step_hint > 0
+        assert spec.calibration and "TODO" not in spec.calibration, spec.key
+        if spec.config.startswith("gpu"):
+            assert spec.provisional, spec.key  # no GPU calibration in the repo yet
+        else:
+            assert not spec.provisional, spec.key
+
+
+def test_suites_name_existing_entries(registry):
+    from laptime.workloads.suites import default_suites
+
+    for suite in default_suites().values():
+        for name, variant, config in suite.entries:
+            assert registry.create(name, variant, config).spec.key == f"{name}/{variant}@{config}"
+    lite = default_suites()["lite"]
+    assert {e[0] for e in lite.entries} == {"cifar10", "cifar10_vit", "shakespeare", "ptb", "molhiv", "mnist1d"}
+    assert lite.device == "cuda"

@@ -7,7 +7,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from laptime.api import Algorithm, LossType, Target, Workload, WorkloadSpec
+from laptime.api import Algorithm, ForwardPassMode, LossType, Target, Workload, WorkloadSpec
 from laptime.algorithms.simple import OptimizerAlgorithm
 
 
@@ -172,3 +172,19 @@ def workloads_failing_in_workers():
     if multiprocessing.parent_process() is not None:
         raise RuntimeError("no workloads for you")
     return toy_workloads()
+
+
+def train_briefly(workload, steps, lr, batch_size, seed=0):
+    """A few AdamW steps through the workload's own model_fn and loss_fn; (validation before, after)."""
+    model, _ = workload.init_model_fn(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    batches = workload.train_batches(batch_size, seed)
+    before = workload.evaluate_split(model, None, "validation")
+    for _ in range(steps):
+        batch = next(batches)
+        logits, _ = workload.model_fn(model, batch, None, ForwardPassMode.TRAIN)
+        loss = workload.loss_fn(batch["targets"], logits)
+        optimizer.zero_grad()
+        (loss["summed"] / loss["n_valid_examples"]).backward()
+        optimizer.step()
+    return before, workload.evaluate_split(model, None, "validation")

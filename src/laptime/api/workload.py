@@ -145,7 +145,16 @@ class Workload(abc.ABC):
 
     @property
     def step_hint(self) -> int:
-        return self.spec.step_hint
+        """The spec's ``step_hint``, unless ``override_step_hint`` set another (calibration runs)."""
+        override = getattr(self, "_step_hint_override", None)
+        return self.spec.step_hint if override is None else override
+
+    def override_step_hint(self, steps: int | None) -> None:
+        """Make :attr:`step_hint` (what algorithms size their schedules by) ``steps`` for this
+        instance; ``None`` restores the spec's. Used by ``laptime calibrate --step-hint``."""
+        if steps is not None and int(steps) < 1:
+            raise ValueError("step_hint must be >= 1")
+        self._step_hint_override = None if steps is None else int(steps)
 
     @property
     def num_train_examples(self) -> int:

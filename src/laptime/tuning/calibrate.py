@@ -167,7 +167,8 @@ def calibrate(
 ) -> Calibration:
     """Run the calibration procedure of this module's docstring and return its result.
 
-    ``make_workload`` builds the workload on its device (called once; data loads once).
+    ``make_workload`` builds the workload on its device (called once; data loads once). A
+    ``step_hint`` other than the spec's also becomes the horizon the algorithm's schedule sees.
     ``base_hyperparameters`` (default: the algorithm's self-tuning defaults) are used as is with
     ``tune_points=0`` and laid under each search-space point otherwise. ``clock`` (tests) replaces
     the runner's device clock.
@@ -187,6 +188,7 @@ def calibrate(
     hint = int(step_hint or spec.step_hint)
     if hint < 1:
         raise CalibrationError("step_hint must be >= 1")
+    workload.override_step_hint(hint)  # the algorithms' schedules follow the calibrated horizon
     every = int(eval_every_steps or max(1, hint // 20))
     if every < 1:
         raise CalibrationError("eval_every_steps must be >= 1")

@@ -97,16 +97,7 @@ BUILTIN_MODULES = ("mnist1d", "shakespeare", "cifar10", "cifar10_vit", "ptb", "m
 def builtin_workload_classes() -> list[type[Workload]]:
     import importlib
 
-    classes = []
-    for module_name in BUILTIN_MODULES:
-        try:
-            module = importlib.import_module(f"laptime.workloads.{module_name}")
-        except ModuleNotFoundError as exc:  # TODO(lite suite): drop once every module exists
-            if exc.name != f"laptime.workloads.{module_name}":
-                raise
-            continue
-        classes.append(module.WORKLOAD)
-    return classes
+    return [importlib.import_module(f"laptime.workloads.{module_name}").WORKLOAD for module_name in BUILTIN_MODULES]
 
 
 def default_workloads(include_entry_points: bool = True) -> WorkloadRegistry:

@@ -193,27 +193,32 @@ def _num_windows(num_tokens: int, context: int, cap: int | None) -> int:
     return count if cap is None else min(count, cap)
 
 
-def _spec(variant: str, config: str, target: Target, budget: float, eval_period: float, step_hint: int, description: str) -> WorkloadSpec:
-    cfg = CONFIGS[config]
-    n_train, n_val, n_test = _split_lengths()
+def windowed_lm_spec(name: str, dataset: str, split_tokens: tuple[int, int, int], settings: dict[str, Any],
+                     variant: str, config: str, target: Target, budget: float, eval_period: float, step_hint: int,
+                     description: str, calibration: str, provisional: bool = False) -> WorkloadSpec:
+    """The spec of a windowed language-modelling workload (this one, and PTB's).
+
+    "Examples" are context-length windows: the train count is the number of non-overlapping
+    windows in the train split (one epoch ≈ one pass over its tokens); the validation and test
+    counts are the windows each eval actually scores.
+    """
+    n_train, n_val, n_test = split_tokens
+    context, cap = settings["context"], settings["max_eval_windows"]
     return WorkloadSpec(
-        name="shakespeare",
-        variant=variant,
-        config=config,
-        version="1",
-        dataset=DATASET,
-        loss_type=LossType.SOFTMAX_CROSS_ENTROPY,
-        target=target,
-        max_allowed_runtime_sec=budget,
-        eval_period_time_sec=eval_period,
-        step_hint=step_hint,
-        # "Examples" are context-length windows: the train count is the number of non-overlapping
-        # windows in the train split (one epoch ≈ one pass over its tokens); the validation and
-        # test counts are the windows each eval actually scores.
-        num_train_examples=n_train // (cfg["context"] + 1),
-        num_validation_examples=_num_windows(n_val, cfg["context"], cfg["max_eval_windows"]),
-        num_test_examples=_num_windows(n_test, cfg["context"], cfg["max_eval_windows"]),
-        description=description,
+        name=name, variant=variant, config=config, version="1", dataset=dataset,
+        loss_type=LossType.SOFTMAX_CROSS_ENTROPY, target=target, max_allowed_runtime_sec=budget,
+        eval_period_time_sec=eval_period, step_hint=step_hint,
+        num_train_examples=n_train // (context + 1),
+        num_validation_examples=_num_windows(n_val, context, cap),
+        num_test_examples=_num_windows(n_test, context, cap),
+        description=description, calibration=calibration, provisional=provisional,
+    )
+
+
+def _spec(variant: str, config: str, target: Target, budget: float, eval_period: float, step_hint: int, description: str) -> WorkloadSpec:
+    return windowed_lm_spec(
+        "shakespeare", DATASET, _split_lengths(), CONFIGS[config], variant, config, target, budget, eval_period,
+        step_hint, description,
         calibration=(
             "python benchmarks/calibrate_cpu_targets.py shakespeare " + variant + " (AdamW, 3 seeds; the command and "
             "figures are in the comment at this spec and in docs/benchmarks.md); 2-core x86_64 VM, torch 2.13.0+cpu, "
