@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from algohelpers import setup_algorithm, train_steps
+from algohelpers import assert_checkpoint_round_trip, setup_algorithm, train_steps
 from laptime.api import ParameterType
 from laptime.data import DataError, locate, prepare, status
 from laptime.data import cifar10 as cifar_data
@@ -442,23 +442,7 @@ def test_speedrun_splits_parameters_trains_and_freezes_the_stem_bias(cpu_workloa
 
 
 def test_speedrun_state_round_trips_through_a_checkpoint(cpu_workload, tmp_path):
-    import copy
-
-    algorithm, hp, model, state, batches, rng = _speedrun(cpu_workload)
-    state, model = train_steps(cpu_workload, algorithm, hp, model, state, batches, rng, 0, 1)
-    path = tmp_path / "ckpt.pt"
-    torch.save({"model": model.state_dict(), "optimizer": algorithm.optimizer_state_dict(state)}, path)
-    rest = [next(batches) for _ in range(2)]
-    _, model_a = train_steps(cpu_workload, algorithm, hp, model, state, iter(copy.copy(rest)), rng, 1, 2)
-
-    algorithm_b, hp_b, model_b, state_b, _, rng_b = _speedrun(cpu_workload, seed=1)
-    ckpt = torch.load(path, weights_only=False)
-    model_b.load_state_dict(ckpt["model"])
-    state_b = algorithm_b.load_optimizer_state_dict(state_b, ckpt["optimizer"])
-    torch.manual_seed(12345)  # nothing may depend on torch's global RNG
-    _, model_b = train_steps(cpu_workload, algorithm_b, hp_b, model_b, state_b, iter(rest), rng_b, 1, 2)
-    for (n, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items()):
-        assert torch.equal(a, b), n
+    assert_checkpoint_round_trip(cpu_workload, "speedrun_muon", tmp_path, before=1, after=2)
 
 
 # --------------------------------------------------------------------------- command line

@@ -12,7 +12,7 @@ import torch
 from laptime.algorithms import default_algorithms
 from laptime.algorithms.baselines import SPACES
 from laptime.algorithms.library.update_rules import update_rule_algorithms
-from algohelpers import setup_algorithm, train_steps
+from algohelpers import assert_checkpoint_round_trip, setup_algorithm, train_steps
 from laptime.workloads import default_workloads
 
 UPDATE_RULES = ["lamb", "lars", "adafactor", "lion", "adan", "adabelief", "muon", "schedule_free_adamw", "prodigy",
@@ -70,25 +70,7 @@ def test_update_rule_trains(workload, name):
 
 @pytest.mark.parametrize("name", BASELINES + UPDATE_RULES + AUTOLRS_RS2)
 def test_update_rule_state_round_trips_through_a_checkpoint(workload, name, tmp_path):
-    algorithm, hp, model, state, batches, rng = _setup(workload, name)
-    state, model = _steps(workload, algorithm, hp, model, state, batches, rng, 0, 20)
-    path = tmp_path / "ckpt.pt"
-    torch.save({"model": model.state_dict(), "optimizer": algorithm.optimizer_state_dict(state)}, path)
-    rest = [next(batches) for _ in range(10)]
-
-    # continue in place
-    _, model_a = _steps(workload, algorithm, hp, model, state, iter(copy.copy(rest)), rng, 20, 10)
-
-    # restore into a fresh model and state, continue on the same batches
-    algorithm_b, hp_b, model_b, state_b, _, rng_b = _setup(workload, name, seed=1)  # other init, overwritten
-    ckpt = torch.load(path, weights_only=False)
-    model_b.load_state_dict(ckpt["model"])
-    state_b = algorithm_b.load_optimizer_state_dict(state_b, ckpt["optimizer"])
-    torch.manual_seed(12345)  # nothing may depend on torch's global RNG
-    state_b, model_b = _steps(workload, algorithm_b, hp_b, model_b, state_b, iter(rest), rng_b, 20, 10)
-
-    for (n, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items()):
-        assert torch.equal(a, b), n
+    assert_checkpoint_round_trip(workload, name, tmp_path, before=20, after=10)
 
 
 def test_muon_orthogonalises_weight_matrices_and_conv_filters_only(workload):
