@@ -320,3 +320,50 @@ def test_default_local_source_dirs_when_the_variable_is_unset(tmp_path, monkeypa
                                                           (tmp_path / "shared" / "data").resolve()]
     monkeypatch.setenv("LAPTIME_DATA_SOURCES", "")
     assert local_source_dirs() == []
+
+
+def test_cache_builds_once_and_an_import_is_replaced_by_the_official_files(monkeypatch, tmp_path):
+    """The generic cache builder and local importer: a build runs once per build_version; a forced
+    prepare from the official files after an import leaves no stale 'imported' mark behind."""
+    import dataclasses
+    import json
+
+    builds = []
+
+    def build(directory):
+        builds.append(directory)
+        (directory / "cache.txt").write_bytes((directory / "toy.txt").read_bytes().upper())
+
+    def import_local(source, directory):
+        (directory / "cache.txt").write_bytes((source / "alt.txt").read_bytes().upper())
+        return "one alternative file"
+
+    source = DataSource("toy", (DataFile("toy.txt", None, md5(TOY)),), "one file", build=build,
+                        import_local=import_local)
+    monkeypatch.setattr(sources_mod, "SOURCES", {"toy": source})
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", "")
+    root = tmp_path / "root"
+    other_layout = tmp_path / "other"
+    other_layout.mkdir()
+    (other_layout / "alt.txt").write_bytes(TOY)
+    official = tmp_path / "official"
+    official.mkdir()
+    (official / "toy.txt").write_bytes(TOY)
+
+    prepare, locate = data.prepare, data.locate
+    directory = prepare("toy", source=other_layout, root=root)
+    stamp = json.loads((directory / sources_mod.STAMP_NAME).read_text())
+    assert stamp["imported"]["what"] == "one alternative file" and builds == []
+    assert locate("toy", root=root) == directory  # the imported cache counts as the dataset
+
+    prepare("toy", source=official, root=root, force=True)
+    stamp = json.loads((directory / sources_mod.STAMP_NAME).read_text())
+    assert "imported" not in stamp and stamp["built"] == "1" and len(builds) == 1
+    assert (directory / "cache.txt").read_bytes() == TOY.upper()
+    locate("toy", root=root)
+    assert len(builds) == 1  # built once
+    monkeypatch.setattr(sources_mod, "SOURCES", {"toy": dataclasses.replace(source, build_version="2")})
+    locate("toy", root=root)
+    assert len(builds) == 2  # a new builder version rebuilds
+    with pytest.raises(DataError, match="no public download address"):
+        prepare("toy", root=tmp_path / "elsewhere")

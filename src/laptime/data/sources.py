@@ -216,13 +216,17 @@ def _file_identity(f: DataFile) -> str:
     return f.md5 if f.md5 is not None else "content-checked"
 
 
-def _write_stamp(directory: Path, source: DataSource, extra: Mapping | None = None) -> None:
+def _write_stamp(directory: Path, source: DataSource, built: bool = True) -> None:
+    """Record the verified files; the cache's ``built`` mark is kept unless ``built=False`` (new
+    files: the cache must be rebuilt). A stale ``imported`` mark is never carried over."""
     stamp: dict = {f.filename: {"md5": _file_identity(f), "stat": _stat_key(directory / f.filename)} for f in source.files}
-    previous = _read_stamp(directory)
-    for key in ("built", "imported"):
-        if key in previous:
-            stamp[key] = previous[key]
-    stamp.update(extra or {})
+    previous = _read_stamp(directory).get("built")
+    if built and previous is not None:
+        stamp["built"] = previous
+    _save_stamp(directory, stamp)
+
+
+def _save_stamp(directory: Path, stamp: Mapping) -> None:
     _atomic_write_text(directory / STAMP_NAME, json.dumps(stamp, indent=1, sort_keys=True))
 
 
@@ -376,7 +380,7 @@ def prepare(
             (directory / STAMP_NAME).unlink(missing_ok=True)
             spec.generate(directory)
             made = {p.name: md5_file(p) for p in sorted(directory.iterdir()) if p.is_file() and not p.name.startswith(".")}
-            _atomic_write_text(directory / STAMP_NAME, json.dumps({"generated": made}, indent=1, sort_keys=True))
+            _save_stamp(directory, {"generated": made})
         return directory
     if not force and _is_verified(directory, spec):
         _ensure_built(directory, spec)
@@ -409,8 +413,8 @@ def prepare(
             assert url is not None
             tmp = _download(url, directory, data_file, timeout)
         os.replace(tmp, target)
-    _write_stamp(directory, spec, {"built": None} if spec.build is not None else None)
-    _ensure_built(directory, spec, force=force)
+    _write_stamp(directory, spec, built=False)
+    _ensure_built(directory, spec)
     return directory
 
 
@@ -428,8 +432,7 @@ def _import(spec: DataSource, local: Path, directory: Path) -> Path:
     assert spec.import_local is not None
     (directory / STAMP_NAME).unlink(missing_ok=True)
     what = spec.import_local(local, directory)
-    record = {"imported": {"from": str(local), "what": what}, "built": spec.build_version}
-    _atomic_write_text(directory / STAMP_NAME, json.dumps(record, indent=1, sort_keys=True))
+    _save_stamp(directory, {"imported": {"from": str(local), "what": what}, "built": spec.build_version})
     return directory
 
 
@@ -440,19 +443,15 @@ def _is_built(directory: Path, spec: DataSource, stamp: Mapping | None = None) -
     return stamp.get("built") == spec.build_version
 
 
-def _ensure_built(directory: Path, spec: DataSource, force: bool = False) -> None:
+def _ensure_built(directory: Path, spec: DataSource) -> None:
     """Run the source's cache builder unless the stamp says this version is built already."""
-    if spec.build is None or (not force and _is_built(directory, spec)):
+    if spec.build is None or _is_built(directory, spec):
         return
     try:
         spec.build(directory)
-    except DataError:
-        raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # a DataError from the builder passes through as it is
         raise DataError(f"could not build the cache of dataset {spec.name!r} in {directory}: {exc}") from exc
-    stamp = _read_stamp(directory)
-    stamp["built"] = spec.build_version
-    _atomic_write_text(directory / STAMP_NAME, json.dumps(stamp, indent=1, sort_keys=True))
+    _save_stamp(directory, {**_read_stamp(directory), "built": spec.build_version})
 
 
 def _generated_ready(directory: Path) -> bool:
