@@ -32,7 +32,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from laptime.api import Algorithm, Workload
+from laptime.api import Algorithm, Target, Workload
 from laptime.records import EvalRecord, Outcome
 
 #: The runner's budget is switched off during calibration by multiplying it by this.
@@ -140,12 +140,13 @@ def summarise_run(evals: Sequence[EvalRecord], metric: str, direction: str, step
 
 
 def time_to_target(run: RunSummary, target: float, direction: str, step_hint: int | None = None) -> float:
-    """Submission time of the first eval whose validation metric reaches ``target`` (inclusive)."""
-    better_or_equal = (lambda v: v >= target) if direction == "max" else (lambda v: v <= target)
+    """Submission time of the first eval whose validation metric reaches ``target`` (inclusive, by
+    :meth:`laptime.api.Target.reached` like everywhere else)."""
+    goal = Target("value", direction, target, target)
     for step, seconds, val, _ in run.evals:
         if step_hint is not None and step > step_hint:
             break
-        if val is not None and math.isfinite(val) and better_or_equal(val):
+        if val is not None and goal.reached(val):
             return seconds
     return math.inf
 
