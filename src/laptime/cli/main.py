@@ -165,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     db_path = Path(args.db) if args.db else default_store_path()
     show_progress = not args.json and not args.quiet
     with ResultsStore(db_path) as store:
-        run_id = store.start_run(_command_line(), {"device": str(device)})
+        run_id = store.start_run(args.command_line, {"device": str(device)})
         record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
                               algorithms=algorithms, options=options,
                               progress=RichTrialProgress() if show_progress else None)
@@ -240,11 +240,7 @@ def _ensure_data(entries, quiet: bool = False) -> None:
         ensure(dataset, log=log)
 
 
-_ARGV: list[str] | None = None  # the arguments main() was called with (sys.argv[1:] when None)
-
-
-def _command_line() -> str:
-    argv = sys.argv[1:] if _ARGV is None else _ARGV
+def _command_line(argv: Sequence[str]) -> str:
     return "laptime " + " ".join(shlex.quote(a) for a in argv)
 
 
@@ -252,7 +248,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from laptime.cli import calibrate
 
     return calibrate.run(args, hyperparameters=_hyperparameters, ensure_data=_ensure_data,
-                         command=_command_line(), json_safe=_json_safe)
+                         command=args.command_line, json_safe=_json_safe)
 
 
 # --------------------------------------------------------------------------- export
@@ -326,7 +322,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with ResultsStore(db_path) as store:
         meta = {"kind": "bench", "suite": suite.name, "ruleset": args.ruleset, "algorithms": names,
                 "studies": studies, "trials": args.trials, "seed": args.seed, "devices": devices}
-        run_id = store.start_run(_command_line(), meta)
+        run_id = store.start_run(args.command_line, meta)
         if not args.json:
             console.print(f"[bold]laptime bench[/bold]: suite [cyan]{suite.name}[/cyan] "
                           f"({len(suite.entries)} workloads) × {len(names)} algorithms, ruleset {args.ruleset} "
@@ -545,10 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global _ARGV
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    _ARGV = None if argv is None else list(argv)
+    args.command_line = _command_line(argv)  # stored with runs and calibration records
     try:
         return int(args.func(args) or 0)
     except _user_errors() as exc:
