@@ -8,6 +8,7 @@ Names and meanings follow AlgoPerf's PyTorch workloads.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -108,6 +109,8 @@ class Workload(abc.ABC):
         self.config = config
         self.device = torch.device(device)
         self._param_types: dict[str, ParameterType] | None = None
+        self._step_hint_override: int | None = None
+        self._warmed_up_batch: int | None = None  # the batch size warm_up last ran with
 
     # ----------------------------------------------------------------- identity and rules
     @property
@@ -146,8 +149,7 @@ class Workload(abc.ABC):
     @property
     def step_hint(self) -> int:
         """The spec's ``step_hint``, unless ``override_step_hint`` set another (calibration runs)."""
-        override = getattr(self, "_step_hint_override", None)
-        return self.spec.step_hint if override is None else override
+        return self.spec.step_hint if self._step_hint_override is None else self._step_hint_override
 
     def override_step_hint(self, steps: int | None) -> None:
         """Make :attr:`step_hint` (what algorithms size their schedules by) ``steps`` for this
@@ -224,8 +226,6 @@ class Workload(abc.ABC):
 
     def autocast(self):
         """The autocast context of this workload's forward passes (a no-op off CUDA or in fp32)."""
-        import contextlib
-
         if self.device.type == "cuda" and self.cuda_autocast_dtype is not None:
             return torch.autocast("cuda", dtype=self.cuda_autocast_dtype)
         return contextlib.nullcontext()
@@ -242,7 +242,7 @@ class Workload(abc.ABC):
         so trials are identical with or without it. Workloads whose model is expensive to build
         may override it (or make it a no-op).
         """
-        if getattr(self, "_warmed_up_batch", None) == batch_size:
+        if self._warmed_up_batch == batch_size:
             return
         cpu_state = torch.get_rng_state()
         cuda_states = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
