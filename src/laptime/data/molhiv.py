@@ -55,9 +55,12 @@ import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from laptime.atomic import atomic_write
 from laptime.data.sources import STAMP_NAME, DataError, DataFile, DataSource
@@ -260,6 +263,7 @@ def featurise(smiles_list: Sequence[str]) -> dict[str, torch.Tensor | int]:
     """Graph tensors of many molecules (the cache's ``x``, ``edge_index``, ``edge_attr``, pointers)
     plus their Bemis–Murcko scaffolds (``scaffolds``, a list) and the number of molecules that
     needed the relaxed sanitisation (``relaxed``)."""
+    import torch  # here, not at the top: the source table (laptime.data) must not import torch at start-up
     from rdkit.rdBase import BlockLogs
 
     blocker = BlockLogs()  # RDKit's valence complaints, while parsing; logging resumes when it is deleted
@@ -350,6 +354,8 @@ def scaffold_split(scaffolds: Sequence[str], fractions: Sequence[float] = SPLIT_
 
 def build_cache(directory: Path) -> None:
     """Featurise every molecule of ``directory/HIV.csv``, split by scaffold, write ``graphs.pt``."""
+    import torch
+
     try:
         from rdkit import __version__ as rdkit_version
     except ImportError as exc:
@@ -384,6 +390,8 @@ def build_cache(directory: Path) -> None:
 
 def load_cache(directory: Path) -> dict:
     """The tensors written by :func:`build_cache` (on the CPU)."""
+    import torch
+
     path = Path(directory) / CACHE_FILE
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
