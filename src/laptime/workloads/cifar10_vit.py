@@ -24,6 +24,7 @@ Loss: softmax cross-entropy. Target metric: validation accuracy (plain images, n
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -94,8 +95,6 @@ _GPU_CALIBRATION = (
 
 def _spec(variant: str, config: str, target: Target, budget: float, eval_period: float, step_hint: int,
           description: str, calibration: str, provisional: bool = False) -> WorkloadSpec:
-    import dataclasses
-
     spec = _cifar_spec(variant, config, target, budget, eval_period, step_hint, description, calibration, provisional)
     return dataclasses.replace(spec, name="cifar10_vit")
 
