@@ -127,11 +127,14 @@ def test_cli_calibrates_a_real_workload_and_writes_the_record(tmp_path, capsys, 
     (["calibrate", "mnist1dd"], "unknown workload"),
     (["calibrate", "mnist1d", "--seeds", "-1"], "seeds"),
     (["calibrate", "mnist1d", "--algorithm", "nope"], "unknown algorithm"),
+    (["calibrate", "mnist1d", "--tune", "-1"], "tuning points"),
+    (["calibrate", "mnist1d", "--step-hint", "0"], "step_hint"),
 ])
 def test_cli_bad_input_is_one_error_line(argv, message, capsys):
     assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err
+    assert "calibrating" not in captured.out  # refused before anything ran
 
 
 def test_a_step_hint_override_reaches_the_algorithms_schedule():

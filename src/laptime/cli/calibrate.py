@@ -38,9 +38,10 @@ def run(args: argparse.Namespace, *, hyperparameters, ensure_data, command: str,
 
     from laptime.algorithms import default_algorithms
     from laptime.execution import resolve_device
-    from laptime.tuning.calibrate import calibrate
+    from laptime.tuning.calibrate import calibrate, check_settings
     from laptime.workloads import default_workloads
 
+    check_settings(args.seeds, args.tune, args.budget_multiple, args.step_hint, args.eval_every_steps)
     device = resolve_device(args.device)
     workloads = default_workloads()
     probe = workloads.create(args.workload, variant=args.variant, config=args.config, device="cpu")

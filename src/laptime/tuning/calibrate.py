@@ -151,6 +151,23 @@ def time_to_target(run: RunSummary, target: float, direction: str, step_hint: in
     return math.inf
 
 
+def check_settings(seeds: Sequence[int], tune_points: int, budget_multiple: float, step_hint: int | None = None,
+                   eval_every_steps: int | None = None) -> list[int]:
+    """Refuse bad settings before anything runs (:class:`CalibrationError`); returns the seeds as ints."""
+    seeds = [int(s) for s in seeds]
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise CalibrationError("calibration needs one or more distinct non-negative seeds")
+    if tune_points < 0:
+        raise CalibrationError("the number of tuning points must be >= 0")
+    if budget_multiple <= 0:
+        raise CalibrationError("the budget multiple must be > 0")
+    if step_hint is not None and step_hint < 1:
+        raise CalibrationError("step_hint must be >= 1")
+    if eval_every_steps is not None and eval_every_steps < 1:
+        raise CalibrationError("eval_every_steps must be >= 1")
+    return seeds
+
+
 def calibrate(
     make_workload: Callable[[], Workload],
     algorithm: Algorithm,
@@ -177,22 +194,12 @@ def calibrate(
     from laptime.runner import TrialOptions, run_trial
     from laptime.runner.environment import hardware_info, library_versions
 
-    seeds = [int(s) for s in seeds]
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise CalibrationError("calibration needs one or more distinct non-negative seeds")
-    if tune_points < 0:
-        raise CalibrationError("the number of tuning points must be >= 0")
-    if budget_multiple <= 0:
-        raise CalibrationError("the budget multiple must be > 0")
+    seeds = check_settings(seeds, tune_points, budget_multiple, step_hint, eval_every_steps)
     workload = make_workload()
     spec = workload.spec
     hint = int(step_hint or spec.step_hint)
-    if hint < 1:
-        raise CalibrationError("step_hint must be >= 1")
     workload.override_step_hint(hint)  # the algorithms' schedules follow the calibrated horizon
     every = int(eval_every_steps or max(1, hint // 20))
-    if every < 1:
-        raise CalibrationError("eval_every_steps must be >= 1")
     metric, direction = spec.target.metric, spec.target.direction
     base = dict(algorithm.self_tuning_defaults if base_hyperparameters is None else base_hyperparameters)
     options = TrialOptions(eval_every_steps=every, max_steps=hint, stop_at_target=False, budget_factor=_NO_BUDGET)
