@@ -335,7 +335,7 @@ def test_reopen_keeps_data_and_version(db):
     with ResultsStore(str(db)) as s:
         assert s.get_trial(tid).workload == "mnist1d"
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     conn.close()
 
 

@@ -20,8 +20,12 @@ class ToyWorkload(Workload):
 
     def __init__(self, *args, target: float = 0.9, direction: str = "max", metric: str = "accuracy",
                  budget: float = 1e9, eval_period: float = 1e9, scripted: list[float] | None = None,
-                 clock=None, eval_cost: float = 0.0, **kwargs):
+                 clock=None, eval_cost: float = 0.0, step_budget: int | None = None,
+                 eval_period_steps: int | None = None, probe_cost: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
+        self._step_budget = step_budget
+        self._eval_period_steps = eval_period_steps
+        self.probe_cost = probe_cost  # manual-clock seconds each speed-probe pass costs
         self._target = Target(metric, direction, target, target)
         self._budget = budget
         self._eval_period = eval_period
@@ -42,7 +46,19 @@ class ToyWorkload(Workload):
             loss_type=LossType.SOFTMAX_CROSS_ENTROPY, target=self._target,
             max_allowed_runtime_sec=self._budget, eval_period_time_sec=self._eval_period, step_hint=200,
             num_train_examples=512, num_validation_examples=256, num_test_examples=256,
+            step_budget=self._step_budget, eval_period_steps=self._eval_period_steps,
         )
+
+    def speed_probe(self):
+        """The real reference pass, plus ``probe_cost`` on the manual clock (when there is one)."""
+        reference_pass = super().speed_probe()
+
+        def probe():
+            reference_pass()
+            if self.clock is not None:
+                self.clock.advance(self.probe_cost)
+
+        return probe
 
     def build_model(self) -> nn.Module:
         return nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))

@@ -37,6 +37,8 @@ class EvalRecord:
     wall_time: float  # seconds since the trial started, eval time included
     metrics: dict[str, float]
     eval_duration: float = 0.0  # seconds the eval itself took (not counted as submission time)
+    robust_time: float | None = None  # robust submission time at this eval (see laptime.runner.workmeter)
+    work: float | None = None  # timed work so far, in reference passes of the workload's speed probe
 
 
 @dataclasses.dataclass
@@ -73,6 +75,14 @@ class TrialRecord:
     study: int | None = None
     trial_index: int | None = None
     plan_key: str | None = None  # identifies the planned trial, so re-running a benchmark can skip it
+    budget_mode: str = "time"  # "time": budget in submission seconds; "steps": step-budget mode
+    budget_steps: int | None = None  # the step budget in step-budget mode
+    robust_time_to_target: float | None = None  # contention-robust estimate (laptime.runner.workmeter)
+    robust_submission_time: float | None = None
+    work_to_target: float | None = None  # in reference passes of the workload's speed probe
+    reference_cost: float | None = None  # seconds of one reference pass at the machine's undisturbed speed
+    cpu_time: float | None = None  # CPU seconds of the timed regions (CPU trials)
+    measurement: dict[str, Any] = dataclasses.field(default_factory=dict)  # contention, probes, threads
     evals: list[EvalRecord] = dataclasses.field(default_factory=list)
     trial_id: int | None = None
     run_id: int | None = None
@@ -83,6 +93,11 @@ class TrialRecord:
     @property
     def time_to_target_or_inf(self) -> float:
         return math.inf if self.time_to_target is None else float(self.time_to_target)
+
+    @property
+    def contaminated(self) -> bool:
+        """Whether contention was detected while this trial ran (its raw times are suspect)."""
+        return bool(self.measurement.get("contention", {}).get("contaminated", False))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,10 +112,17 @@ class TrialPlan:
     study: int | None = None
     trial_index: int | None = None
     budget_factor: float = 1.0
+    budget_mode: str = "time"
 
-    def key(self, algorithm_hash: str = "", workload_version: str = "", device_type: str = "") -> str:
-        """A stable id of this planned trial; re-running a benchmark skips plans already stored."""
+    def key(self, algorithm_hash: str = "", workload_version: str = "", device_type: str = "",
+            threads: int | None = None) -> str:
+        """A stable id of this planned trial; re-running a benchmark skips plans already stored.
+
+        ``threads`` (torch's intra-op threads) is part of it: the thread count changes a CPU
+        trial's numbers, so a trial run with another count is another trial.
+        """
         payload = json.dumps({**dataclasses.asdict(self), "algorithm_hash": algorithm_hash,
-                              "workload_version": workload_version, "device_type": device_type},
+                              "workload_version": workload_version, "device_type": device_type,
+                              "threads": threads},
                              sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:24]

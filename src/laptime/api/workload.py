@@ -11,7 +11,7 @@ import abc
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -70,6 +70,30 @@ class WorkloadSpec:
     #: True while the target and budget are placeholders (from the literature or another machine),
     #: not yet calibrated by ``laptime calibrate`` on this configuration's reference hardware.
     provisional: bool = False
+    #: The budget in steps used by step-budget mode; ``None``: ``step_hint``, as AlgoPerf's budgets
+    #: are the target-setting run's steps (the self-tuning ruleset multiplies it like the time budget).
+    step_budget: int | None = None
+    #: Steps between evals in step-budget mode; ``None``: as many evals per budget as in time mode,
+    #: ``step budget × eval_period_time_sec / max_allowed_runtime_sec`` (at least 1).
+    eval_period_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.step_budget is not None and int(self.step_budget) < 1:
+            raise ValueError(f"{self.key}: step_budget must be >= 1")
+        if self.eval_period_steps is not None and int(self.eval_period_steps) < 1:
+            raise ValueError(f"{self.key}: eval_period_steps must be >= 1")
+
+    @property
+    def max_allowed_steps(self) -> int:
+        """The step budget of step-budget mode (before any ruleset factor)."""
+        return int(self.step_budget) if self.step_budget is not None else int(self.step_hint)
+
+    @property
+    def eval_period_steps_or_default(self) -> int:
+        if self.eval_period_steps is not None:
+            return int(self.eval_period_steps)
+        runs = self.max_allowed_steps * self.eval_period_time_sec / max(self.max_allowed_runtime_sec, 1e-9)
+        return max(1, round(runs))
 
     @property
     def key(self) -> str:
@@ -230,8 +254,31 @@ class Workload(abc.ABC):
             return torch.autocast("cuda", dtype=self.cuda_autocast_dtype)
         return contextlib.nullcontext()
 
-    #: Seed of the warm-up's own batch iterator (never a trial's data seed stream).
+    #: Seed of the warm-up's and the speed probe's own batch iterators (never a trial's data seed stream).
     WARM_UP_SEED = 2**31 - 1
+
+    #: Batch size of the speed probe's reference pass. The same for every algorithm, so that work
+    #: counted in reference passes compares across algorithms (see :mod:`laptime.runner.workmeter`).
+    probe_batch_size: int = 128
+
+    @contextlib.contextmanager
+    def _rng_preserved(self):
+        """Run a block without leaving a trace in the global RNG states (CPU and this CUDA device)."""
+        cpu_state = torch.get_rng_state()
+        cuda_states = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
+        try:
+            yield
+        finally:
+            torch.set_rng_state(cpu_state)
+            if cuda_states is not None:
+                torch.cuda.set_rng_state_all(cuda_states)
+
+    def _reference_pass(self, model: nn.Module, batch: Batch) -> None:
+        """One forward (train mode) and backward pass of ``model`` on ``batch``; device synchronised."""
+        logits, _ = self.model_fn(model, batch, None, ForwardPassMode.TRAIN)
+        logits.float().mean().backward()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def warm_up(self, batch_size: int) -> None:
         """Untimed warm-up, once per instance: forward + backward of a throwaway model.
@@ -244,20 +291,29 @@ class Workload(abc.ABC):
         """
         if self._warmed_up_batch == batch_size:
             return
-        cpu_state = torch.get_rng_state()
-        cuda_states = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
-        try:
+        with self._rng_preserved():
             model = self.build_model().to(self.device)
-            batch = next(iter(self.train_batches(batch_size, self.WARM_UP_SEED)))
-            logits, _ = self.model_fn(model, batch, None, ForwardPassMode.TRAIN)
-            logits.float().mean().backward()
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-        finally:
-            torch.set_rng_state(cpu_state)
-            if cuda_states is not None:
-                torch.cuda.set_rng_state_all(cuda_states)
+            self._reference_pass(model, next(iter(self.train_batches(batch_size, self.WARM_UP_SEED))))
         self._warmed_up_batch = batch_size
+
+    def speed_probe(self) -> Callable[[], None]:
+        """The speed probe of the robust time: a function that runs one *reference pass*.
+
+        Built once per trial, outside the clock: a throwaway model and one training batch of
+        :attr:`probe_batch_size`. Each call runs a forward (train mode) and backward pass on it and
+        synchronises the device; the global RNG states are restored after building and after each
+        call, so a trial's numbers are the same with or without probes.
+        """
+        with self._rng_preserved():
+            model = self.build_model().to(self.device)
+            batch = next(iter(self.train_batches(self.probe_batch_size, self.WARM_UP_SEED)))
+
+        def reference_pass() -> None:
+            with self._rng_preserved():
+                self._reference_pass(model, batch)
+            model.zero_grad(set_to_none=True)
+
+        return reference_pass
 
     # ----------------------------------------------------------------- loss
     def loss_fn(

@@ -8,6 +8,7 @@ never a traceback. A trial that fails or diverges is a recorded outcome, not a C
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import shlex
@@ -89,6 +90,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                  "dataset": s.dataset, "metric": s.target.metric, "direction": s.target.direction,
                  "validation_target": s.target.validation, "test_target": s.target.test,
                  "budget_sec": s.max_allowed_runtime_sec, "eval_period_sec": s.eval_period_time_sec,
+                 "budget_steps": s.max_allowed_steps, "eval_period_steps": s.eval_period_steps_or_default,
                  "step_hint": s.step_hint, "provisional": s.provisional, "calibration": s.calibration}
                 for s in specs
             ],
@@ -100,18 +102,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     console = _console()
     table = Table(title="Workloads (name/variant@config; target: validation / test, 'provisional' until calibrated on "
-                        "the configuration's reference hardware; budget, eval period: submission s)",
+                        "the configuration's reference hardware; budget, eval period: submission s; steps/eval: "
+                        "the step budget and eval period in steps of step-budget mode)",
                   title_justify="left")
     table.add_column("workload", no_wrap=True)
     table.add_column("target", no_wrap=True)
     table.add_column("budget", justify="right", no_wrap=True)
     table.add_column("eval", justify="right", no_wrap=True)
     table.add_column("step_hint", justify="right", no_wrap=True)
+    table.add_column("steps/eval", justify="right", no_wrap=True)
     for s in specs:
         arrow = "≥" if s.target.direction == "max" else "≤"
         mark = " (provisional)" if s.provisional else ""
         table.add_row(s.key, f"{s.target.metric} {arrow} {s.target.validation:g} / {s.target.test:g}{mark}",
-                      f"{s.max_allowed_runtime_sec:g} s", f"{s.eval_period_time_sec:g} s", str(s.step_hint))
+                      f"{s.max_allowed_runtime_sec:g} s", f"{s.eval_period_time_sec:g} s", str(s.step_hint),
+                      f"{s.max_allowed_steps}/{s.eval_period_steps_or_default}")
     console.print(table)
     table = Table(title="Algorithms", title_justify="left")
     table.add_column("algorithm", no_wrap=True)
@@ -144,6 +149,7 @@ def _hyperparameters(algorithm, text: str | None) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from laptime.algorithms import default_algorithms
     from laptime.execution import TrialPlan, execute_plan, resolve_device
+    from laptime.execution.plan import thread_choice
     from laptime.results import ResultsStore, default_store_path
     from laptime.runner import TrialOptions
     from laptime.runner.progress import RichTrialProgress
@@ -158,16 +164,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     hp = _hyperparameters(algorithm, args.hparams)
     if args.seed < 0:
         raise CLIError("--seed must be >= 0")
-    options = TrialOptions(eval_every_steps=args.eval_every_steps, max_steps=args.max_steps)
+    budget_mode = _budget_mode(args.budget, device)
+    threads = thread_choice(device, args.threads)
+    options = TrialOptions(eval_every_steps=args.eval_every_steps, max_steps=args.max_steps, robust=not args.no_robust)
     plan = TrialPlan(workload=args.workload, algorithm=args.algorithm, hyperparameters=hp, seed=args.seed,
-                     variant=workload.variant, config=workload.config, budget_factor=args.budget_factor)
+                     variant=workload.variant, config=workload.config, budget_factor=args.budget_factor,
+                     budget_mode=budget_mode)
     _ensure_data([(args.workload, workload.variant, workload.config)], quiet=args.json)
     db_path = Path(args.db) if args.db else default_store_path()
     show_progress = not args.json and not args.quiet
     with ResultsStore(db_path) as store:
-        run_id = store.start_run(args.command_line, {"device": str(device)})
+        run_id = store.start_run(args.command_line, {"device": str(device), "budget_mode": budget_mode})
         record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
-                              algorithms=algorithms, options=options,
+                              algorithms=algorithms, options=options, threads=threads,
                               progress=RichTrialProgress() if show_progress else None)
     summary = {
         "trial_id": record.trial_id,
@@ -178,11 +187,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         "device": record.device,
         "outcome": record.outcome.value,
         "time_to_target": record.time_to_target,
+        "robust_time_to_target": record.robust_time_to_target,
         "steps_to_target": record.steps_to_target,
         "submission_time": record.submission_time,
+        "robust_submission_time": record.robust_submission_time,
         "wall_time": record.wall_time,
         "steps": record.steps,
+        "budget_mode": record.budget_mode,
         "budget_sec": record.budget_sec,
+        "budget_steps": record.budget_steps,
+        "threads": record.measurement.get("threads", {}).get("threads"),
+        "contention": record.measurement.get("contention", {}),
         "target": {"metric": record.target_metric, "direction": record.target_direction,
                    "validation": record.target_value},
         "final_metrics": record.evals[-1].metrics if record.evals else {},
@@ -207,21 +222,33 @@ def _print_summary(s: dict[str, Any]) -> None:
     arrow = "≥" if s["target"]["direction"] == "max" else "≤"
     metric_key = f"validation/{s['target']['metric']}"
     final = s["final_metrics"].get(metric_key)
+    if s["budget_mode"] == "steps":
+        budget = f"{s['steps']} of {s['budget_steps']} steps (step budget)"
+    else:
+        budget = f"{s['submission_time']:.2f} s of {s['budget_sec']:g} s budget, {s['steps']} steps"
+    robust_sub = s["robust_submission_time"]
     rows = [
         ("trial", f"#{s['trial_id']} in {s['db']}"),
         ("workload", s["workload"]),
-        ("algorithm", f"{s['algorithm']}  (seed {s['seed']}, {s['device']})"),
+        ("algorithm", f"{s['algorithm']}  (seed {s['seed']}, {s['device']}, {s['threads']} thread(s))"),
         ("outcome", f"[{colour}]{s['outcome']}[/{colour}]"),
-        ("time to target", _fmt_seconds(s["time_to_target"])),
+        ("time to target", f"{_fmt_seconds(s['time_to_target'])} raw, {_fmt_seconds(s['robust_time_to_target'])} robust"),
         ("steps to target", str(s["steps_to_target"]) if s["steps_to_target"] is not None else "—"),
         ("target", f"{metric_key} {arrow} {s['target']['validation']:g}"),
         ("last eval", f"{final:.4f}" if final is not None else "—"),
-        ("submission time", f"{s['submission_time']:.2f} s of {s['budget_sec']:g} s budget, {s['steps']} steps"),
+        ("budget", budget),
+        ("submission time", f"{s['submission_time']:.2f} s raw"
+                            + (f", {robust_sub:.2f} s robust" if robust_sub is not None else "")),
         ("wall time", f"{s['wall_time']:.2f} s"),
     ]
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    reasons = s["contention"].get("reasons") or []
+    if reasons:
+        console.print(f"[yellow]warning:[/yellow] the machine was busy during this trial ({'; '.join(reasons)}): "
+                      "its raw time is inflated; the robust time discounts it"
+                      + ("; steps and outcome are not affected (step budget)" if s["budget_mode"] == "steps" else ""))
     if s["error"]:
         console.print("[red]error from the trial:[/red]")
         console.print(s["error"].rstrip().splitlines()[-1])
@@ -271,9 +298,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     from laptime.scoring import read_times_csv, score_table
 
     rows = read_times_csv(args.times)
-    report = score_table(rows, tau_max=args.tau_max, column=_COLUMNS[args.by],
+    report = score_table(rows, tau_max=args.tau_max, column=_COLUMNS["time" if args.by == "auto" else args.by],
                          variants=None if args.no_variant_gate else "auto",
-                         baseline=args.baseline, n_bootstrap=args.bootstrap, seed=args.seed)
+                         baseline=args.baseline, n_bootstrap=args.bootstrap, seed=args.seed,
+                         timing_noise=args.timing_noise)
     if args.json:
         print(report.to_json())
     else:
@@ -284,8 +312,24 @@ def cmd_score(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- bench
 
 BASELINES = ("sgd_nesterov", "adamw", "nadamw")
-#: ``--by`` choices: time-to-target (the benchmark's measure) or steps-to-target (hardware-independent).
-_COLUMNS = {"time": "time_to_target", "steps": "steps_to_target"}
+#: ``--by`` choices: raw submission time to target (AlgoPerf's rule, for dedicated hardware), the
+#: contention-robust time, or steps to target (exact in step-budget mode).
+_COLUMNS = {"time": "time_to_target", "robust": "robust_time_to_target", "steps": "steps_to_target"}
+
+
+def _budget_mode(choice: str, device) -> str:
+    """``auto``: a step budget on the CPU (the verdict does not depend on the machine's load), the
+    time budget on CUDA (AlgoPerf's rule, for a dedicated GPU)."""
+    if choice != "auto":
+        return choice
+    return "steps" if getattr(device, "type", str(device)) == "cpu" else "time"
+
+
+def _score_column(by: str, budget_mode: str) -> str:
+    """``--by auto``: robust time in step-budget mode, raw time in time-budget mode."""
+    if by == "auto":
+        return _COLUMNS["robust" if budget_mode == "steps" else "time"]
+    return _COLUMNS[by]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -294,6 +338,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from laptime.results import ResultsStore, default_store_path
     from laptime.runner import TrialOptions
     from laptime.runner.progress import BenchProgress
+    from laptime.execution.plan import thread_choice
+    from laptime.runner.threads import parse_policy
     from laptime.scoring import score_records
     from laptime.tuning.rulesets import ExternalTuning, SelfTuning, algorithm_entry, plan_trials
     from laptime.workloads.suites import get_suite
@@ -308,30 +354,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         studies = args.studies if args.studies is not None else 1
         ruleset = SelfTuning(budget_factor=args.budget_factor, studies=studies)
-    plans = plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)
     devices = [d.strip() for d in (args.device or suite.device).split(",") if d.strip()]
     if not devices:
         raise CLIError("--device needs at least one device")
-    for device in devices:
-        resolve_device(device)
-    options = TrialOptions(max_steps=args.max_steps) if args.max_steps else None
+    resolved = [resolve_device(device) for device in devices]
+    budget_mode = _budget_mode(args.budget, resolved[0])
+    column = _score_column(args.by, budget_mode)
+    threads = parse_policy(args.threads) if args.threads is not None else None
+    plans = [dataclasses.replace(plan, budget_mode=budget_mode)
+             for plan in plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)]
+    options = TrialOptions(max_steps=args.max_steps, robust=not args.no_robust)
     _ensure_data(suite.entries, quiet=args.json)
     db_path = Path(args.db) if args.db else default_store_path()
     out_dir = Path(args.out)
     console = _console()
     with ResultsStore(db_path) as store:
-        meta = {"kind": "bench", "suite": suite.name, "ruleset": args.ruleset, "algorithms": names,
-                "studies": studies, "trials": args.trials, "seed": args.seed, "devices": devices}
-        run_id = store.start_run(args.command_line, meta)
-        if not args.json:
-            console.print(f"[bold]laptime bench[/bold]: suite [cyan]{suite.name}[/cyan] "
-                          f"({len(suite.entries)} workloads) × {len(names)} algorithms, ruleset {args.ruleset} "
-                          f"→ {len(plans)} trials on {', '.join(devices)}; results in {db_path}")
-        common = dict(run_id=run_id, options=options, resume=not args.no_resume, retry_failed=args.retry_failed)
+        common = dict(options=options, resume=not args.no_resume, retry_failed=args.retry_failed, threads=threads)
         if len(devices) == 1:
             executor = InlineExecutor(store, device=devices[0], **common)
+            choice = thread_choice(resolved[0], threads)
         else:
             executor = LocalParallelExecutor(str(db_path), devices=devices, **common)
+            choice = executor.thread_choice
+        meta = {"kind": "bench", "suite": suite.name, "ruleset": args.ruleset, "algorithms": names,
+                "studies": studies, "trials": args.trials, "seed": args.seed, "devices": devices,
+                "budget_mode": budget_mode, "score_column": column, "threads": choice.as_dict()}
+        run_id = store.start_run(args.command_line, meta)
+        executor.run_id = run_id
+        if not args.json:
+            budget_text = "step budgets" if budget_mode == "steps" else "time budgets"
+            console.print(f"[bold]laptime bench[/bold]: suite [cyan]{suite.name}[/cyan] "
+                          f"({len(suite.entries)} workloads) × {len(names)} algorithms, ruleset {args.ruleset} "
+                          f"→ {len(plans)} trials on {', '.join(devices)} ({budget_text}, {choice.threads} "
+                          f"thread(s) per trial); results in {db_path}")
         if args.json:
             records = executor.run(plans)
         else:
@@ -342,20 +397,54 @@ def cmd_bench(args: argparse.Namespace) -> int:
         store.update_run_meta(run_id, {"trial_ids": [r.trial_id for r in records]})
         records = [store.get_trial(r.trial_id) for r in records]  # with their eval histories
     score = score_records(records, force=args.force, baseline=args.baseline, n_bootstrap=args.bootstrap, seed=0,
-                          column=_COLUMNS[args.by])
+                          column=column, timing_noise=args.timing_noise)
     html_path, md_path = _write_report(records, score, out_dir, f"laptime bench — suite {suite.name}, "
                                                                  f"{args.ruleset} ruleset")
+    warning = contention_warning(records, column)
     if args.json:
         out = json.loads(score.to_json())
         out.update(report=str(html_path), markdown=str(md_path), db=str(db_path), run_id=run_id,
-                   trials=len(records),
+                   trials=len(records), budget_mode=budget_mode,
+                   contaminated=sum(r.contaminated for r in records), warning=warning,
                    outcomes={o: sum(r.outcome.value == o for r in records) for o in
                              sorted({r.outcome.value for r in records})})
         print(json.dumps(out, indent=2))
         return 0
     _print_leaderboard(console, score, records)
+    if warning:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(f"report: [bold]{html_path}[/bold]  (markdown: {md_path})")
     return 0
+
+
+def contention_warning(records, column: str) -> str | None:
+    """One line when some trials ran on a busy machine: how many, what was seen, what it means for
+    the score's column. None when every trial ran undisturbed."""
+    bad = [r for r in records if r.contaminated]
+    if not bad:
+        return None
+    seen: dict[str, int] = {}
+    for r in bad:
+        for reason in r.measurement.get("contention", {}).get("reasons", []):
+            kind = reason.split(" ", 2)[:2]
+            seen[" ".join(kind)] = seen.get(" ".join(kind), 0) + 1
+    inflation = [r.measurement["contention"]["inflation"] for r in bad
+                 if r.measurement.get("contention", {}).get("inflation") is not None]
+    detail = (f"raw submission times up to {max(inflation):+.0%} over the robust estimate" if inflation
+              else "see the report's trial table")
+    text = (f"{len(bad)} of {len(records)} trials ran on a busy machine ({detail}). ")
+    if column == "time_to_target":
+        text += ("This leaderboard scores RAW submission time, which that load inflates: rerun on a quiet "
+                 "machine, or score the robust time (--by robust) or steps (--by steps).")
+    elif column == "robust_time_to_target":
+        text += "This leaderboard scores the robust time, which discounts that load"
+        text += "; steps and outcomes are exact (step budgets)." if all(r.budget_mode == "steps" for r in records) \
+            else "; with time budgets the load may still have cut trials short: prefer --budget steps."
+    else:
+        text += "This leaderboard scores steps, which the load does not change" + (
+            "." if all(r.budget_mode == "steps" for r in records) else
+            " (but with time budgets it may have cut trials short: prefer --budget steps).")
+    return text
 
 
 def _write_report(records, score, out_dir: Path, title: str) -> tuple[Path, Path]:
@@ -369,15 +458,18 @@ def _write_report(records, score, out_dir: Path, title: str) -> tuple[Path, Path
 def _print_leaderboard(console, score, records) -> None:
     from rich.table import Table
 
+    from laptime.scoring import COLUMN_NAMES
+
     table = Table(title="Leaderboard (benchmark score: area under the performance profile, τmax = "
-                        f"{score.tau_max:g})", title_justify="left")
+                        f"{score.tau_max:g}; scored on {COLUMN_NAMES[score.column]})", title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("algorithm")
     table.add_column("score", justify="right")
     boot = score.bootstrap
     if boot is not None:
-        table.add_column(f"{int(boot.confidence * 100)}% CI", justify="right")
-    unit = "s" if score.column == "time_to_target" else "steps"
+        label = f"{int(boot.confidence * 100)}% CI" + (" ¹" if boot.timing_noise else "")
+        table.add_column(label, justify="right")
+    unit = "steps" if score.column == "steps_to_target" else "s"
     for w in score.workloads:
         table.add_column(f"{w} ({unit})", justify="right")
     for name in score.algorithms:
@@ -389,6 +481,9 @@ def _print_leaderboard(console, score, records) -> None:
                 for w in score.workloads]
         table.add_row(*row)
     console.print(table)
+    if boot is not None and boot.timing_noise:
+        console.print(f"¹ bootstrap over studies and over the robust time's measurement noise "
+                      f"(σ = {boot.timing_noise:.0%} per time)")
     counts: dict[str, int] = {}
     for r in records:
         counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1
@@ -405,6 +500,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not db_path.exists():
         raise CLIError(f"no results database at {db_path} (run `laptime bench` first, or pass --db)")
     with ResultsStore(db_path) as store:
+        meta: dict[str, Any] = {}
         if args.all:
             records = store.trials(with_evals=True)
             what = "all trials"
@@ -417,19 +513,48 @@ def cmd_report(args: argparse.Namespace) -> int:
             if not runs:
                 raise CLIError(f"no finished benchmark in {db_path}: run `laptime bench`, or pass --all")
             run = runs[-1]
+            meta = run["meta"]
             records = [store.get_trial(i) for i in run["meta"]["trial_ids"]]
             what = f"benchmark run {run['id']} ({run['command']})"
     if not records:
         raise CLIError(f"no trials in {db_path}")
+    if args.by == "auto":  # what the benchmark scored, else by the trials' budget mode
+        column = meta.get("score_column") or _score_column("auto", "steps" if records and all(
+            r.budget_mode == "steps" for r in records) else "time")
+    else:
+        column = _COLUMNS[args.by]
     score = score_records(records, force=args.force, baseline=args.baseline, n_bootstrap=args.bootstrap, seed=0,
-                          column=_COLUMNS[args.by])
+                          column=column, timing_noise=args.timing_noise)
     html_path, md_path = _write_report(records, score, Path(args.out), f"laptime report — {what}")
     _print_leaderboard(_console(), score, records)
+    warning = contention_warning(records, column)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"report: {html_path}  (markdown: {md_path})")
     return 0
 
 
 # --------------------------------------------------------------------------- parser
+
+_BY_HELP = ("what the leaderboard scores: raw submission time to target (time; AlgoPerf's rule, for a dedicated "
+            "machine), the contention-robust time (robust) or steps (steps); default auto: robust with step "
+            "budgets, raw time with time budgets")
+
+
+_NOISE_HELP = ("relative measurement noise of each time, added to the bootstrap (default: 0.03 for the robust time, "
+               "as measured for it, and 0 for raw times and steps)")
+
+
+def _add_measurement_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", choices=("auto", "steps", "time"), default="auto",
+                   help="budget mode: steps (the workload's step budget; outcomes and steps to target do not depend "
+                        "on the machine's load) or time (submission seconds, AlgoPerf's rule for dedicated "
+                        "hardware); default auto: steps on the CPU, time on CUDA")
+    p.add_argument("--threads", default=None, metavar="N|auto",
+                   help="torch intra-op threads per trial (default: 1 on the CPU, so the numbers do not depend on "
+                        "the core count or the load; auto: the free cores this process may use)")
+    p.add_argument("--no-robust", action="store_true",
+                   help="do not measure the robust time (no speed probes between windows of work)")
 
 def build_parser() -> argparse.ArgumentParser:
     from laptime import __version__
@@ -456,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--db", help="results database (default: $LAPTIME_DB or ~/.local/share/laptime/results.sqlite)")
-    p.add_argument("--budget-factor", type=float, default=1.0, help="multiply the time budget (self-tuning: 1.5)")
+    p.add_argument("--budget-factor", type=float, default=1.0, help="multiply the budget (self-tuning: 1.5)")
+    _add_measurement_arguments(p)
     p.add_argument("--eval-every-steps", type=int, help="evaluate every N steps instead of every eval period "
                                                         "of submission time")
     p.add_argument("--max-steps", type=int, help="stop after N steps")
@@ -496,13 +622,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="laptime-report", help="folder for report.html and report.md")
     p.add_argument("--baseline", default=None, help="algorithm to report speedups against")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--timing-noise", type=float, default=None, metavar="SIGMA", help=_NOISE_HELP)
     p.add_argument("--max-steps", type=int, help="cap every trial at N steps (quick checks)")
+    _add_measurement_arguments(p)
     p.add_argument("--no-resume", action="store_true", help="run every trial again even if already stored")
     p.add_argument("--retry-failed", action="store_true", help="run again trials stored as failed")
     p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
     p.add_argument("--json", action="store_true", help="machine-readable output (no progress display)")
-    p.add_argument("--by", choices=("time", "steps"), default="time",
-                   help="score time-to-target (default) or steps-to-target (hardware-independent view)")
+    p.add_argument("--by", choices=("auto", "time", "robust", "steps"), default="auto", help=_BY_HELP)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="write the HTML/markdown report of a stored benchmark")
@@ -512,9 +639,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="laptime-report", help="folder for report.html and report.md")
     p.add_argument("--baseline", default=None, help="algorithm to report speedups against")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--timing-noise", type=float, default=None, metavar="SIGMA", help=_NOISE_HELP)
     p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
-    p.add_argument("--by", choices=("time", "steps"), default="time",
-                   help="score time-to-target (default) or steps-to-target (hardware-independent view)")
+    p.add_argument("--by", choices=("auto", "time", "robust", "steps"), default="auto",
+                   help=_BY_HELP + "; auto: what the benchmark scored")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("score", help="score time-to-target results (a CSV from laptime or elsewhere)")
@@ -525,11 +653,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="N bootstrap resamples over studies for confidence intervals (default: none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--timing-noise", type=float, default=None, metavar="SIGMA", help=_NOISE_HELP)
     p.add_argument("--no-variant-gate", action="store_true",
                    help="score workload/variant keys as workloads of their own instead of gating their base")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--by", choices=("time", "steps"), default="time",
-                   help="score time-to-target (default) or steps-to-target (hardware-independent view)")
+    p.add_argument("--by", choices=("auto", "time", "robust", "steps"), default="auto",
+                   help="score the raw time_to_target column (auto, time), robust_time_to_target (robust) or "
+                        "steps_to_target (steps)")
     p.set_defaults(func=cmd_score)
 
     from laptime.data import cli as data_cli

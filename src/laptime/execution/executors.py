@@ -27,11 +27,12 @@ Executors here
     each worker opens its own :class:`~laptime.results.ResultsStore` on the same SQLite file
     (WAL mode: several writers queue up), runs ``execute_plan`` on its device and sends back only
     the new trial id; the parent reloads the record from the store for ``on_result`` and the
-    return value. Every worker sets torch's intra-op threads to ``max(1, cores // workers)`` so
-    that workers do not oversubscribe the CPU (``cores`` = CPUs this process may use); this is
-    done on GPU workers too, where it only affects CPU-side work. The thread count is part of the
-    stored hardware fingerprint, so trials run this way are not compared with trials run with
-    another thread count. Workers ignore SIGINT: on Ctrl-C the parent terminates them.
+    return value. Every worker applies one :class:`~laptime.runner.threads.ThreadChoice`, made by
+    the parent from the ``threads`` policy (default for CPU trials: 1 thread per worker; ``"auto"``
+    shares the usable cores among the workers, minus those other processes keep busy), so that
+    workers do not oversubscribe the CPU. The thread count is part of the stored hardware
+    fingerprint and of the plan key, so trials run with another count are other trials. Workers
+    ignore SIGINT: on Ctrl-C the parent terminates them.
 
 Common behaviour
 ----------------
@@ -86,11 +87,12 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from laptime.algorithms import AlgorithmRegistry, default_algorithms
-from laptime.execution.plan import TrialPlan, execute_plan, resolve_device
+from laptime.execution.plan import TrialPlan, execute_plan, resolve_device, thread_choice
 from laptime.records import Outcome, TrialRecord
 from laptime.results import ResultsStore
 from laptime.runner import TrialOptions
 from laptime.runner.environment import source_hash
+from laptime.runner.threads import ThreadChoice, apply_threads
 from laptime.workloads import WorkloadRegistry, default_workloads
 
 __all__ = [
@@ -218,8 +220,8 @@ class _Resolver:
             self._hashes[plan.algorithm] = source_hash(algorithm.source_files())
         return self._hashes[plan.algorithm]
 
-    def key(self, plan: TrialPlan, device: torch.device) -> str:
-        return plan.key(self.algorithm_hash(plan), self.spec(plan).version, device.type)
+    def key(self, plan: TrialPlan, device: torch.device, threads: int | None = None) -> str:
+        return plan.key(self.algorithm_hash(plan), self.spec(plan).version, device.type, threads)
 
     def canonical(self, plan: TrialPlan) -> TrialPlan:
         spec = self.spec(plan)
@@ -233,19 +235,25 @@ def plan_key_for(
     device: str | torch.device,
     workloads: WorkloadRegistry | None = None,
     algorithms: AlgorithmRegistry | None = None,
+    threads: int | None = None,
 ) -> str:
     """The key :func:`execute_plan` stores for ``plan`` on ``device`` (exactly its computation).
 
-    ``plan.key(algorithm_hash, workload_version, device_type)`` with the algorithm's source hash,
-    the workload's version and the device type. Raises for an unknown workload/algorithm. The plan
-    is taken as given (executors canonicalise ``variant``/``config`` before keying and running).
+    ``plan.key(algorithm_hash, workload_version, device_type, threads)`` with the algorithm's
+    source hash, the workload's version, the device type and the intra-op thread count (default:
+    what :func:`~laptime.execution.plan.thread_choice` gives for the device). Raises for an unknown
+    workload/algorithm. The plan is taken as given (executors canonicalise ``variant``/``config``
+    before keying and running).
     """
     device = resolve_device(str(device))
     resolver = _Resolver(workloads or default_workloads(), algorithms or default_algorithms())
-    return resolver.key(plan, device)
+    if threads is None:
+        threads = thread_choice(device).threads
+    return resolver.key(plan, device, threads)
 
 
-def _prepare(plans: Sequence[TrialPlan], device: torch.device, resolver: _Resolver) -> list[tuple[TrialPlan, str]]:
+def _prepare(plans: Sequence[TrialPlan], device: torch.device, resolver: _Resolver,
+             threads: int | None = None) -> list[tuple[TrialPlan, str]]:
     """Canonical plan and key for every plan; :class:`PlanError` listing every bad one."""
     prepared: list[tuple[TrialPlan, str]] = []
     problems: list[tuple[int, Any, str]] = []
@@ -256,7 +264,7 @@ def _prepare(plans: Sequence[TrialPlan], device: torch.device, resolver: _Resolv
             continue
         try:
             canonical = resolver.canonical(plan)
-            prepared.append((canonical, resolver.key(canonical, device)))
+            prepared.append((canonical, resolver.key(canonical, device, threads)))
         except Exception as exc:  # noqa: BLE001 - any resolution problem is reported per plan
             message = str(exc) or type(exc).__name__
             problems.append((index, plan, seen.setdefault(message, message)))
@@ -314,9 +322,11 @@ class InlineExecutor:
         progress_factory: Callable[[], Any] | None = None,
         resume: bool = True,
         retry_failed: bool = False,
+        threads: str | int | None = None,
     ):
         self.store = store_path
         self.device = resolve_device(str(device))
+        self.threads = threads  # policy; the choice is made once per run()
         self.run_id = run_id
         self.options = options
         self.workloads_factory = workloads_factory or default_workloads
@@ -331,7 +341,9 @@ class InlineExecutor:
             return []
         workloads = self.workloads_factory()
         algorithms = self.algorithms_factory()
-        prepared = _prepare(plans, self.device, _Resolver(workloads, algorithms))
+        choice = thread_choice(self.device, self.threads)
+        self.thread_choice = choice
+        prepared = _prepare(plans, self.device, _Resolver(workloads, algorithms), choice.threads)
         records: list[TrialRecord] = []
         with _open_store(self.store) as store:
             for original, (plan, key) in zip(plans, prepared):
@@ -344,7 +356,7 @@ class InlineExecutor:
                     progress = self.progress_factory() if self.progress_factory is not None else None
                     record = execute_plan(plan, device=self.device, store=store, run_id=self.run_id,
                                           workloads=workloads, algorithms=algorithms, options=self.options,
-                                          progress=progress)
+                                          progress=progress, threads=choice)
                     _log_result(plan, record)
                 records.append(record)
                 _call(on_result, original, record)
@@ -355,19 +367,12 @@ class InlineExecutor:
 # Local parallel: one process per device
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def _worker_main(conn, device: str, store_path: str, run_id: int | None, options: TrialOptions | None,
-                 workloads_factory, algorithms_factory, threads: int) -> None:
+                 workloads_factory, algorithms_factory, threads: ThreadChoice) -> None:
     """A worker process: set up, say "ready", then run each plan the parent sends until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     try:
-        torch.set_num_threads(threads)
+        apply_threads(threads)
         workloads = workloads_factory()
         algorithms = algorithms_factory()
         store = ResultsStore(store_path)
@@ -386,7 +391,7 @@ def _worker_main(conn, device: str, store_path: str, run_id: int | None, options
             _, index, plan = message
             try:
                 record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
-                                      algorithms=algorithms, options=options)
+                                      algorithms=algorithms, options=options, threads=threads)
             except Exception:  # noqa: BLE001 - reported to the parent
                 conn.send(("error", index, traceback.format_exc()))
                 continue
@@ -424,7 +429,8 @@ class LocalParallelExecutor:
     ``store_path``: a results file, or an open file-backed :class:`ResultsStore` (the parent uses
     it; workers open the same path). ``devices``: one entry per worker, all of one type.
     ``workloads_factory``/``algorithms_factory`` must be picklable (module-level functions):
-    workers call them. ``threads_per_worker`` overrides ``max(1, cores // workers)``.
+    workers call them. ``threads``: the thread policy (see above); ``threads_per_worker`` is the
+    older spelling of an integer policy.
     """
 
     def __init__(
@@ -439,6 +445,7 @@ class LocalParallelExecutor:
         resume: bool = True,
         retry_failed: bool = False,
         threads_per_worker: int | None = None,
+        threads: str | int | None = None,
     ):
         if isinstance(devices, str) or not devices:
             raise ValueError('devices must be a non-empty list, e.g. ["cuda:0", "cuda:1"] or ["cpu", "cpu"]')
@@ -473,14 +480,17 @@ class LocalParallelExecutor:
         self.retry_failed = retry_failed
         if threads_per_worker is not None and threads_per_worker < 1:
             raise ValueError("threads_per_worker must be >= 1")
-        self.threads_per_worker = threads_per_worker or max(1, _usable_cores() // len(self.devices))
+        # one choice for every worker, made here: "auto" shares the usable cores among the workers
+        self.thread_choice = thread_choice(self.devices[0], threads if threads_per_worker is None else threads_per_worker,
+                                           workers=len(self.devices))
+        self.threads_per_worker = self.thread_choice.threads
 
     def run(self, plans: Sequence[TrialPlan], *, on_result: OnResult | None = None) -> list[TrialRecord]:
         plans = list(plans)
         if not plans:
             return []
         resolver = _Resolver(self.workloads_factory(), self.algorithms_factory())
-        prepared = _prepare(plans, self.devices[0], resolver)
+        prepared = _prepare(plans, self.devices[0], resolver, self.threads_per_worker)
         records: list[TrialRecord | None] = [None] * len(plans)
         with _open_store(self.store) as store:
             todo: deque[int] = deque()
@@ -531,7 +541,7 @@ class LocalParallelExecutor:
             process = ctx.Process(
                 target=_worker_main,
                 args=(child_conn, str(device), self.store_file, self.run_id, self.options,
-                      self.workloads_factory, self.algorithms_factory, self.threads_per_worker),
+                      self.workloads_factory, self.algorithms_factory, self.thread_choice),
                 name=f"laptime-worker-{slot}-{device}",
             )
             process.start()

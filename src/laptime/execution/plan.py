@@ -13,7 +13,12 @@ from laptime.records import TrialPlan, TrialRecord
 from laptime.results import ResultsStore
 from laptime.runner import TrialOptions, run_trial
 from laptime.runner.environment import fingerprint, hardware_info, library_versions, source_hash
+from laptime.runner.threads import DEFAULT_CPU_THREADS, ThreadChoice, apply_threads, choose_threads, usable_cores
 from laptime.workloads import WorkloadRegistry, default_workloads
+
+
+#: The fields of a stored trial; those a TrialResult also has are copied from it.
+_RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialRecord))
 
 
 class DeviceError(Exception):
@@ -36,6 +41,20 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def thread_choice(device: str | torch.device, policy: str | int | None = None, workers: int = 1) -> ThreadChoice:
+    """The intra-op threads for trials on ``device`` (see :mod:`laptime.runner.threads`).
+
+    CPU trials: ``policy`` (default: 1 thread). CUDA trials: ``policy`` when given, else torch's own
+    setting (the threads only run CPU-side work there).
+    """
+    device = torch.device(device)
+    if device.type == "cpu" or policy is not None:
+        return choose_threads(DEFAULT_CPU_THREADS if policy is None else policy, workers)
+    threads = torch.get_num_threads()
+    return ThreadChoice(threads, "torch default", usable_cores(), None,
+                        f"CUDA trial: torch's own setting ({threads}) for CPU-side work")
+
+
 def execute_plan(
     plan: TrialPlan,
     *,
@@ -46,24 +65,33 @@ def execute_plan(
     algorithms: AlgorithmRegistry | None = None,
     options: TrialOptions | None = None,
     progress: Any = None,
+    threads: ThreadChoice | str | int | None = None,
 ) -> TrialRecord:
     """Run ``plan`` and store the result (if ``store`` is given). Returns the record.
 
-    Raises for bad names or an unavailable device (before anything runs); never for an
-    algorithm's failure or divergence, which are recorded outcomes.
+    ``threads``: a :class:`ThreadChoice` made by the caller (an executor makes one per benchmark),
+    or a policy for :func:`thread_choice`; it is applied (``torch.set_num_threads``), recorded with
+    the trial and part of its plan key. Raises for bad names or an unavailable device (before
+    anything runs); never for an algorithm's failure or divergence, which are recorded outcomes.
     """
     device = resolve_device(str(device))
+    choice = threads if isinstance(threads, ThreadChoice) else thread_choice(device, threads)
+    apply_threads(choice)
     workloads = workloads or default_workloads()
     algorithms = algorithms or default_algorithms()
     workload = workloads.create(plan.workload, variant=plan.variant, config=plan.config, device=device)
     algorithm = algorithms.resolve(plan.algorithm)
     spec = workload.spec
     hp = Hyperparameters(plan.hyperparameters)
-    options = dataclasses.replace(options or TrialOptions(), budget_factor=plan.budget_factor)
+    options = dataclasses.replace(options or TrialOptions(), budget_factor=plan.budget_factor,
+                                  budget=plan.budget_mode)
 
     algorithm_hash = source_hash(algorithm.source_files())
     hardware = hardware_info(device)
     result = run_trial(workload, algorithm, hp, plan.seed, options, progress=progress)
+    # what the runner measured goes over as is (every TrialResult field the record also has)
+    measured = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name in _RECORD_FIELDS}
+    measured["measurement"] = {"threads": choice.as_dict(), **result.measurement}
     record = TrialRecord(
         workload=spec.name,
         variant=spec.variant,
@@ -81,21 +109,11 @@ def execute_plan(
         target_metric=spec.target.metric,
         target_direction=spec.target.direction,
         target_value=spec.target.validation,
-        budget_sec=result.budget_sec,
-        outcome=result.outcome,
-        time_to_target=result.time_to_target,
-        steps_to_target=result.steps_to_target,
-        submission_time=result.submission_time,
-        steps=result.steps,
-        wall_time=result.wall_time,
-        started_at=result.started_at,
-        finished_at=result.finished_at,
-        error=result.error,
         ruleset=plan.ruleset,
         study=plan.study,
         trial_index=plan.trial_index,
-        plan_key=plan.key(algorithm_hash, spec.version, device.type),
-        evals=result.evals,
+        plan_key=plan.key(algorithm_hash, spec.version, device.type, choice.threads),
+        **measured,
     )
     if store is not None:
         store.add_trial(run_id, record)

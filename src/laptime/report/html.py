@@ -159,7 +159,9 @@ def _leaderboard(report: Report, colors: dict[str, str]) -> str:
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
     notes = []
     if boot is not None:
-        notes.append(f"Intervals: {esc(conf)} percentile bootstrap over studies "
+        noise = (f" and over each time's measurement noise (σ = {boot.timing_noise:.0%})"
+                 if boot.timing_noise else "")
+        notes.append(f"Intervals: {esc(conf)} percentile bootstrap over studies{esc(noise)} "
                      f"({boot.n_resamples} resamples, seed {boot.seed}).")
     else:
         notes.append("No confidence intervals (scored without bootstrap resamples).")
@@ -218,7 +220,8 @@ def _times_table(report: Report, colors: dict[str, str]) -> str:
             t = s.raw_times.get(a, {}).get(w, math.inf)
             cells.append(f'<td class="num{" miss" if math.isinf(t) else ""}">{esc(fmt_value(t, s.column))}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    what = "steps" if s.column == "steps_to_target" else "seconds of submission time"
+    what = {"steps_to_target": "steps", "robust_time_to_target": "robust seconds of submission time (contention "
+            "discounted; see the method)"}.get(s.column, "raw seconds of submission time")
     return (
         '<section id="times"><h2>Per-workload times</h2>'
         '<div class="scroll"><table class="times">'
@@ -310,8 +313,9 @@ def _trials(report: Report, colors: dict[str, str]) -> str:
                                                  -1 if r.trial_index is None else r.trial_index, r.seed))
     head = ("<th>workload</th><th>variant</th><th>algorithm</th><th class=\"num\">study</th>"
             "<th class=\"num\">trial</th><th class=\"num\">seed</th><th>hyperparameters</th><th>outcome</th>"
-            "<th class=\"num\">time to target (s)</th><th class=\"num\">steps to target</th>"
-            "<th class=\"num\">submission time (s)</th><th>error</th>")
+            "<th class=\"num\">time to target (s)</th><th class=\"num\">robust (s)</th>"
+            "<th class=\"num\">steps to target</th>"
+            "<th class=\"num\">submission time (s)</th><th>budget</th><th>machine</th><th>error</th>")
     rows = []
     for r in recs:
         outcome = Outcome(r.outcome).value
@@ -334,8 +338,11 @@ def _trials(report: Report, colors: dict[str, str]) -> str:
             f'<td class="hp mono" title="{esc(hp_full)}">{hp}</td>'
             f'<td><span class="badge o-{esc(outcome)}">{esc(outcome)}</span></td>'
             f'<td class="num">{esc(fmt_seconds(r.time_to_target))}</td>'
+            f'<td class="num">{esc(fmt_seconds(r.robust_time_to_target))}</td>'
             f'<td class="num">{esc(fmt_steps(r.steps_to_target))}</td>'
             f'<td class="num">{esc(fmt_seconds(r.submission_time))}</td>'
+            f'<td class="nw">{esc(_budget_text(r))}</td>'
+            f"<td>{_machine_badge(r)}</td>"
             f'<td class="err" title="{esc(err_full)}">{esc(err)}</td>'
             "</tr>"
         )
@@ -346,6 +353,45 @@ def _trials(report: Report, colors: dict[str, str]) -> str:
         f'<div class="scroll"><table class="trials"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div></section>"
     )
+
+
+def _budget_text(r: TrialRecord) -> str:
+    if r.budget_mode == "steps":
+        return f"{r.budget_steps} steps" if r.budget_steps is not None else "steps"
+    return f"{fmt_number(r.budget_sec)} s"
+
+
+def _machine_badge(r: TrialRecord) -> str:
+    """'busy' (with what was seen) for a trial that ran beside other load, else 'quiet'."""
+    contention = (r.measurement or {}).get("contention")
+    if not contention:
+        return f'<span class="note">{DASH}</span>'
+    threads = (r.measurement or {}).get("threads", {}).get("threads")
+    suffix = f" · {threads} thr" if threads else ""
+    if contention.get("contaminated"):
+        reasons = "; ".join(contention.get("reasons", []))
+        return f'<span class="badge o-budget" title="{esc(reasons)}">busy</span>{esc(suffix)}'
+    return f'<span class="badge o-reached">quiet</span>{esc(suffix)}'
+
+
+def _contention(report: Report) -> str:
+    """A warning at the top when trials ran on a busy machine, saying what the score uses."""
+    bad = [r for r in report.records if r.contaminated]
+    if not bad:
+        return ""
+    column = report.score.column
+    if column == "time_to_target":
+        meaning = ("This report scores <b>raw</b> submission time, which that load inflates: rerun on a quiet "
+                   "machine, or score the robust time or steps.")
+    elif column == "robust_time_to_target":
+        exact = all(r.budget_mode == "steps" for r in report.records)
+        meaning = ("This report scores the <b>robust</b> time, which discounts that load (see the method); "
+                   + ("outcomes and steps are exact (step budgets)." if exact
+                      else "with time budgets the load may still have cut trials short."))
+    else:
+        meaning = "This report scores <b>steps</b>, which the load does not change."
+    return (f'<div class="warn"><b>{len(bad)} of {len(report.records)} trial(s) ran on a busy machine</b> '
+            f'(marked "busy" in the trial table; hover for what was seen). {meaning}</div>')
 
 
 def _kv(d: dict[str, Any]) -> str:
@@ -412,12 +458,21 @@ def _environment(report: Report) -> str:
 def _explain(report: Report) -> str:
     s = report.score
     t = f"{s.tau_max:g}"
-    what = "number of steps taken" if s.column == "steps_to_target" else "submission time (training time, evals excluded)"
+    what = {"steps_to_target": "number of steps taken",
+            "robust_time_to_target": "robust submission time (training time, evals excluded, contention "
+                                     "discounted)"}.get(s.column, "raw submission time (training time, evals excluded)")
     return (
         '<section id="method" class="explain"><h2>How the score is computed</h2>'
-        f"<p>Each trial trains until its validation metric meets the workload's target or its time budget runs "
-        f"out. Its result is the {esc(what)} at the first eval that met the target, or {INF_TEXT} if it never "
-        "did (ran out of budget, diverged, failed or stopped early).</p>"
+        f"<p>Each trial trains until its validation metric meets the workload's target or its budget (submission "
+        f"seconds, or steps in step-budget mode) runs out. Its result is the {esc(what)} at the first eval that "
+        f"met the target, or {INF_TEXT} if it never did (ran out of budget, diverged, failed or stopped "
+        "early).</p>"
+        "<p>The <b>raw</b> submission time is AlgoPerf's measure, exact on a machine that does nothing else. The "
+        "<b>robust</b> time discounts other load: the trial's timed work is measured in CPU time (on a CPU) and "
+        "divided, window by window, by the cost of a fixed reference pass (forward and backward of the "
+        "workload's model) measured between windows; that work, in reference passes, is converted back to "
+        "seconds at one reference cost per workload (the median over the trials scored together). In "
+        "step-budget mode, outcomes and steps to target do not depend on the machine's speed at all.</p>"
         "<ol>"
         "<li><b>One time per algorithm and workload.</b> Within each study (one tuning run) only the fastest "
         "trial counts; the workload's time is the median of those over studies.</li>"
@@ -470,6 +525,7 @@ def render_html(report: Report) -> str:
         f'<header><h1>{esc(report.title)}</h1><p class="meta">{meta}</p></header>',
         f"<nav>{nav}</nav>",
         _problems(report),
+        _contention(report),
         _leaderboard(report, colors),
         _profiles(report, colors),
         _times_table(report, colors),

@@ -56,14 +56,22 @@ def render_markdown(report: Report) -> str:
         cells += [fmt_value(s.times[a].get(w, float("inf")), s.column) for w in s.workloads]
         lines.append("| " + " | ".join(cells) + " |")
     reached = reached_counts(s)
-    what = "steps to target" if s.column == "steps_to_target" else "seconds of submission time to target"
+    what = {"steps_to_target": "steps to target",
+            "robust_time_to_target": "robust seconds of submission time to target (contention discounted)"}.get(
+        s.column, "raw seconds of submission time to target")
     foot = (f"Score: normalised area under the performance profile for τ in [1, {s.tau_max:g}] "
             f"(1 = fastest on every workload). Times: {what}, median over studies of each study's fastest "
             "trial; ∞ = target missed.")
     if boot is not None:
-        foot += f" CI: {conf} bootstrap over studies ({boot.n_resamples} resamples)."
+        noise = f" and timing noise (σ = {boot.timing_noise:.0%})" if boot.timing_noise else ""
+        foot += f" CI: {conf} bootstrap over studies{noise} ({boot.n_resamples} resamples)."
     if s.variants is not None:
         foot += f" Variant gate on (max slowdown {s.max_slowdown:g}×)."
     n_w = len(s.workloads)
     foot += " Workloads reached: " + ", ".join(f"{md_escape(a)} {reached[a]}/{n_w}" for a in s.algorithms) + "."
+    busy = sum(r.contaminated for r in report.records)
+    if busy:
+        foot += (f" {busy} of {len(report.records)} trials ran on a busy machine"
+                 + (": their raw times are inflated." if s.column == "time_to_target" else
+                    "; the scored measure discounts that load."))
     return "\n".join(lines) + "\n\n" + foot + "\n"

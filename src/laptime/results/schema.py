@@ -6,7 +6,7 @@ Four tables::
     runs(id, created_at, command, meta_json)         -- one row per CLI invocation
     trials(id, run_id -> runs.id, <one column per TrialRecord field>)
     evals(id, trial_id -> trials.id ON DELETE CASCADE, idx, step,
-          submission_time, wall_time, eval_duration, metrics_json)
+          submission_time, wall_time, eval_duration, metrics_json, robust_time, work)
 
 ``trials`` has one column per :class:`~laptime.records.TrialRecord` field (except ``evals``,
 ``trial_id`` and ``run_id``, which are the ``evals`` table, ``trials.id`` and ``trials.run_id``),
@@ -19,12 +19,14 @@ Infinities are stored as they are. Inside JSON text (hyperparameters, metrics, .
 floats are written as Python's ``json`` writes them (``NaN``, ``Infinity``, ``-Infinity``) and read
 back by Python's ``json`` unchanged.
 
-Changing anything here means bumping :data:`SCHEMA_VERSION` (and teaching the store to migrate).
+Changing anything here means bumping :data:`SCHEMA_VERSION` and adding the statements that bring
+the previous version up to date to :data:`MIGRATIONS` (the store runs them when it opens an older
+file). Version 2 added step-budget mode, the robust time and the measurement conditions.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: ``(column, SQL type)`` of ``trials`` after ``id`` and ``run_id``, in TrialRecord field order.
 TRIAL_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -60,8 +62,21 @@ TRIAL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("plan_key", "TEXT"),
 )
 
+#: Columns version 2 added to ``trials``: step-budget mode, the robust time, the measurement conditions.
+TRIAL_COLUMNS_V2: tuple[tuple[str, str], ...] = (
+    ("budget_mode", "TEXT NOT NULL DEFAULT 'time'"),
+    ("budget_steps", "INTEGER"),
+    ("robust_time_to_target", "REAL"),  # NULL = not reached or not measured
+    ("robust_submission_time", "REAL"),
+    ("work_to_target", "REAL"),
+    ("reference_cost", "REAL"),
+    ("cpu_time", "REAL"),
+    ("measurement", "TEXT NOT NULL DEFAULT '{}'"),  # JSON: contention, probes, threads, notes
+)
+TRIAL_COLUMNS = TRIAL_COLUMNS + TRIAL_COLUMNS_V2
+
 TRIAL_FIELDS: tuple[str, ...] = tuple(name for name, _ in TRIAL_COLUMNS)
-TRIAL_JSON_COLUMNS: frozenset[str] = frozenset({"hyperparameters", "hardware", "versions"})
+TRIAL_JSON_COLUMNS: frozenset[str] = frozenset({"hyperparameters", "hardware", "versions", "measurement"})
 TRIAL_NAN_COLUMNS: frozenset[str] = frozenset(
     {"target_value", "budget_sec", "submission_time", "wall_time"}
 )
@@ -74,12 +89,14 @@ EVAL_FIELDS: tuple[str, ...] = (
     "submission_time",
     "wall_time",
     "eval_duration",
+    "robust_time",
+    "work",
 )
 EVAL_NAN_COLUMNS: frozenset[str] = frozenset({"submission_time", "wall_time", "eval_duration"})
 
 _trial_cols_sql = ",\n    ".join(f"{name} {sqltype}" for name, sqltype in TRIAL_COLUMNS)
 
-#: Statements that create an empty version-1 database (run inside one transaction).
+#: Statements that create an empty database of the current version (run inside one transaction).
 DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS runs (
@@ -102,6 +119,8 @@ DDL: tuple[str, ...] = (
     wall_time REAL,
     eval_duration REAL,
     metrics_json TEXT NOT NULL,
+    robust_time REAL,
+    work REAL,
     UNIQUE (trial_id, idx)
 )""",
     # evals by trial_id: served by the UNIQUE (trial_id, idx) index.
@@ -110,3 +129,10 @@ DDL: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS trials_by_plan_key ON trials (plan_key)",
     "CREATE INDEX IF NOT EXISTS trials_by_run ON trials (run_id)",
 )
+
+#: ``MIGRATIONS[v]``: the statements that turn a version-``v`` database into version ``v + 1``
+#: (run inside one transaction, with ``meta.schema_version`` updated in the same transaction).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: tuple(f"ALTER TABLE trials ADD COLUMN {name} {sqltype}" for name, sqltype in TRIAL_COLUMNS_V2)
+    + ("ALTER TABLE evals ADD COLUMN robust_time REAL", "ALTER TABLE evals ADD COLUMN work REAL"),
+}

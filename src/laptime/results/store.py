@@ -8,7 +8,7 @@ See :mod:`laptime.results.schema` for the full definition. In short::
     runs(id, created_at, command, meta_json)
     trials(id, run_id -> runs, <one column per TrialRecord field>)
     evals(id, trial_id -> trials ON DELETE CASCADE, idx, step, submission_time,
-          wall_time, eval_duration, metrics_json)
+          wall_time, eval_duration, metrics_json, robust_time, work)
 
 A *run* is one CLI invocation (one ``laptime run``, one ``laptime bench``); every trial it
 finishes points at it. ``hyperparameters``, ``hardware``, ``versions``, ``runs.meta_json`` and
@@ -32,7 +32,9 @@ One :class:`ResultsStore` (one connection) should be used by one thread.
 Versioning
 ----------
 ``meta.schema_version`` records the layout. Opening a file written by a newer laptime, or a file
-that is not a laptime results database, raises :class:`StoreError` rather than touching it.
+that is not a laptime results database, raises :class:`StoreError` rather than touching it. A file
+of an older version is migrated in place when opened (``ALTER TABLE ... ADD COLUMN``, one
+transaction per version; trials stored before get the new columns' defaults).
 
 This module (and the whole :mod:`laptime.results` package) does not import torch.
 """
@@ -57,6 +59,7 @@ from laptime.results.schema import (
     DDL,
     EVAL_FIELDS,
     EVAL_NAN_COLUMNS,
+    MIGRATIONS,
     SCHEMA_VERSION,
     TRIAL_FIELDS,
     TRIAL_JSON_COLUMNS,
@@ -144,7 +147,8 @@ def _trial_row(trial: TrialRecord) -> list[Any]:
 def _eval_row(trial_id: int, idx: int, ev: EvalRecord) -> tuple[Any, ...]:
     """The ``evals`` values for the ``idx``-th eval of a trial (metrics serialised here)."""
     metrics = _dumps(ev.metrics, f"metrics of eval {idx} (step {ev.step})")
-    return (trial_id, idx, ev.step, ev.submission_time, ev.wall_time, ev.eval_duration, metrics)
+    return (trial_id, idx, ev.step, ev.submission_time, ev.wall_time, ev.eval_duration, metrics, ev.robust_time,
+            ev.work)
 
 
 def _record_from_row(row: sqlite3.Row, evals: list[EvalRecord] | None) -> TrialRecord:
@@ -169,6 +173,8 @@ def _eval_from_row(row: sqlite3.Row) -> EvalRecord:
         wall_time=_nan_if_null(row["wall_time"]),
         metrics=json.loads(row["metrics_json"]),
         eval_duration=_nan_if_null(row["eval_duration"]),
+        robust_time=row["robust_time"],
+        work=row["work"],
     )
 
 
@@ -329,7 +335,23 @@ class ResultsStore:
         if version < 1 or not {"runs", "trials", "evals"} <= tables:
             listed = ", ".join(sorted(tables))
             raise StoreError(f"{not_ours} (schema version {version}, tables {listed})")
+        if version < SCHEMA_VERSION:
+            version = self._migrate(version)
         self.schema_version = version
+
+    def _migrate(self, version: int) -> int:
+        """Bring an older file up to :data:`SCHEMA_VERSION`, one version per transaction."""
+        while version < SCHEMA_VERSION:
+            with self._write() as conn:
+                # another process may have migrated it between our read and our lock
+                current = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+                if current == version:
+                    for stmt in MIGRATIONS[version]:
+                        conn.execute(stmt)
+                    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
+                    current = version + 1
+            version = current
+        return version
 
     # ---- plumbing -------------------------------------------------------------------------------
 
@@ -422,7 +444,7 @@ class ResultsStore:
                 trial_id = int(cur.lastrowid)
                 conn.executemany(
                     "INSERT INTO evals (trial_id, idx, step, submission_time, wall_time, "
-                    "eval_duration, metrics_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "eval_duration, metrics_json, robust_time, work) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (_eval_row(trial_id, i, ev) for i, ev in enumerate(trial.evals)),
                 )
         except sqlite3.IntegrityError as exc:

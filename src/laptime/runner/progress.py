@@ -49,6 +49,7 @@ class RichTrialProgress:
         self._metric_text = "no eval yet"
         self._step = 0
         self._sub_time = 0.0
+        self._budget_steps: int | None = None  # step-budget mode: the bar counts steps
 
     def start(self, workload, algorithm, budget_sec: float) -> None:
         target = workload.target
@@ -65,9 +66,21 @@ class RichTrialProgress:
         self._task = self._progress.add_task(title, total=budget_sec, info=self._info())
         self._progress.refresh()
 
+    def set_step_budget(self, steps: int) -> None:
+        """Step-budget mode: the bar shows steps against ``steps`` instead of seconds."""
+        self._budget_steps = int(steps)
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=self._budget_steps, info=self._info())
+
     def _info(self) -> str:
+        if self._budget_steps is not None:
+            return (f"step {self._step}/{self._budget_steps}  {self._sub_time:6.1f} s  "
+                    f"{self._metric_text} ({self._target_text})")
         return (f"{self._sub_time:6.1f}/{self._budget:.0f} s  step {self._step}  "
                 f"{self._metric_text} ({self._target_text})")
+
+    def _completed(self, step: int, submission_time: float) -> float:
+        return min(step, self._budget_steps) if self._budget_steps is not None else min(submission_time, self._budget)
 
     def step(self, global_step: int, submission_time: float) -> None:
         now = time.monotonic()
@@ -75,7 +88,7 @@ class RichTrialProgress:
             return
         self._next_refresh = now + self.refresh_sec
         self._step, self._sub_time = global_step, submission_time
-        self._progress.update(self._task, completed=min(submission_time, self._budget), info=self._info())
+        self._progress.update(self._task, completed=self._completed(global_step, submission_time), info=self._info())
         self._progress.refresh()
 
     def evaluated(self, record: EvalRecord, reached: bool) -> None:
@@ -84,7 +97,8 @@ class RichTrialProgress:
         value = record.metrics.get(f"validation/{self._metric_name}", float("nan"))
         self._metric_text = f"val {self._metric_name} {value:.4f}" + (" ✓" if reached else "")
         self._step, self._sub_time = record.step, record.submission_time
-        self._progress.update(self._task, completed=min(record.submission_time, self._budget), info=self._info())
+        self._progress.update(self._task, completed=self._completed(record.step, record.submission_time),
+                              info=self._info())
         self._progress.refresh()
 
     def finish(self, result) -> None:

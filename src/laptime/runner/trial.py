@@ -22,6 +22,21 @@ Timing rules (AlgoPerf's, made exact):
   parameter or a non-finite validation metric ends the trial as ``diverged``.
 * **Failure**: an exception raised by the algorithm or workload ends the trial as ``failed`` with
   the traceback kept. ``KeyboardInterrupt`` is not caught.
+* **Budget modes.** ``budget="time"`` (AlgoPerf's rule, for dedicated hardware): the budget is
+  submission seconds and evals follow the submission clock. ``budget="steps"`` (step-budget mode):
+  the budget is the workload's step budget (``WorkloadSpec.max_allowed_steps`` × the budget
+  factor), evals come every ``eval_period_steps`` steps, and nothing the trial does depends on the
+  clock — so on a given machine (CPU kernel path, thread count) its outcome, steps to target and
+  whole eval history are exactly the same whatever else the machine is doing. Times are still
+  measured and stored. A safety cap stops a step-mode trial whose *robust* submission time passes
+  ``time_cap_factor`` × its time budget (an algorithm ten times slower per step than the budget
+  allows); that outcome is ``budget`` and the cap is noted in the trial's measurement record.
+* **Robust time** (:mod:`laptime.runner.workmeter`): beside the raw submission time, the runner
+  measures the timed work on a work clock (process CPU time on the CPU) and converts it into
+  seconds at the machine's undisturbed speed with speed probes run between windows of work,
+  outside the clock. ``robust=False`` switches it off.
+* **Contention** (:mod:`laptime.runner.contention`): the load around the trial is sampled outside
+  the clock and stored with it, with a verdict.
 """
 
 from __future__ import annotations
@@ -41,6 +56,11 @@ import torch
 from laptime.api import Algorithm, Hyperparameters, TrainingComplete, Workload
 from laptime.records import EvalRecord, Outcome
 from laptime.runner.clock import DeviceClock
+from laptime.runner.contention import ContentionMonitor
+from laptime.runner.workmeter import CpuClock, WorkMeter
+
+#: Budget modes: submission seconds (AlgoPerf's rule) or steps (reproducible on a shared machine).
+BUDGET_MODES = ("time", "steps")
 
 
 class Clock(Protocol):
@@ -70,10 +90,20 @@ class TrialOptions:
     eval_splits: Sequence[str] | None = None  # default: the workload's (validation and test)
     check_loss_every: int = 1  # steps between finiteness checks of the training loss
     stop_at_target: bool = True
+    budget: str = "time"  # "time" (submission seconds) or "steps" (step-budget mode)
+    robust: bool = True  # measure the robust time (speed probes between windows, outside the clock)
+    probe_overhead: float = 0.05  # the probes' share of the timed work (wall time, untimed)
+    time_cap_factor: float | None = 10.0  # step mode: stop once robust time > this × the time budget
 
     def __post_init__(self) -> None:
         if self.budget_factor <= 0:
             raise ValueError("budget_factor must be > 0")
+        if self.budget not in BUDGET_MODES:
+            raise ValueError(f"budget must be one of {', '.join(BUDGET_MODES)}, got {self.budget!r}")
+        if not 0 < self.probe_overhead < 1:
+            raise ValueError("probe_overhead must be in (0, 1)")
+        if self.time_cap_factor is not None and self.time_cap_factor <= 0:
+            raise ValueError("time_cap_factor must be > 0")
         if self.eval_every_steps is not None and self.eval_every_steps < 1:
             raise ValueError("eval_every_steps must be >= 1")
         if self.eval_period_sec is not None and self.eval_period_sec <= 0:
@@ -97,6 +127,14 @@ class TrialResult:
     started_at: str
     finished_at: str
     error: str | None = None
+    budget_mode: str = "time"
+    budget_steps: int | None = None  # step mode: the step budget (factor applied)
+    robust_time_to_target: float | None = None
+    robust_submission_time: float | None = None
+    work_to_target: float | None = None  # in reference passes of the workload's speed probe
+    reference_cost: float | None = None  # seconds of one reference pass at the machine's best
+    cpu_time: float | None = None  # work-clock seconds of the timed regions (CPU time on the CPU)
+    measurement: dict[str, Any] = dataclasses.field(default_factory=dict)  # contention, probes, notes
 
     @property
     def final_metrics(self) -> dict[str, float]:
@@ -176,17 +214,33 @@ def run_trial(
     options: TrialOptions | None = None,
     *,
     clock: Clock | None = None,
+    work_clock: Clock | None = None,
     progress: TrialProgress | None = None,
 ) -> TrialResult:
-    """Run one trial and return its result. Never raises for algorithm errors or divergence."""
+    """Run one trial and return its result. Never raises for algorithm errors or divergence.
+
+    ``clock`` times the submission (default: :class:`DeviceClock`); ``work_clock`` measures the
+    robust time's work (default: process CPU time on the CPU, ``clock`` on CUDA).
+    """
     options = options or TrialOptions()
     clock = clock or DeviceClock(workload.device)
+    if work_clock is None:
+        work_clock = CpuClock() if workload.device.type == "cpu" else clock
     hp = hyperparameters if isinstance(hyperparameters, Hyperparameters) else Hyperparameters(hyperparameters or {})
     budget = float(workload.max_allowed_runtime_sec) * options.budget_factor
+    step_mode = options.budget == "steps"
+    budget_steps = math.ceil(workload.spec.max_allowed_steps * options.budget_factor) if step_mode else None
+    eval_every_steps = options.eval_every_steps
+    if step_mode and eval_every_steps is None:
+        eval_every_steps = workload.spec.eval_period_steps_or_default
+    time_cap = budget * options.time_cap_factor if step_mode and options.time_cap_factor else None
     eval_period = options.eval_period_sec or float(workload.eval_period_time_sec)
     metric_key = f"validation/{workload.target_metric_name}"
     seeds = derive_seeds(seed)
     started_at = _now_iso()
+    monitor = ContentionMonitor(workload.device, torch.get_num_threads())
+    meter: WorkMeter | None = None
+    notes: list[str] = []
 
     evals: list[EvalRecord] = []
     eval_results: list[tuple[int, dict[str, float]]] = []
@@ -204,14 +258,31 @@ def run_trial(
     error: str | None = None
     time_to_target: float | None = None
     steps_to_target: int | None = None
+    work_to_target: float | None = None
     sub_time = 0.0
+    work_time = 0.0  # work-clock seconds of the timed regions
     step = 0
 
     if progress is not None:
         progress.start(workload, algorithm, budget)
+        if budget_steps is not None and hasattr(progress, "set_step_budget"):
+            progress.set_step_budget(budget_steps)
 
     warm_up_torch()
     wall_start = clock.now()
+    last_end = last_work = 0.0
+
+    def charge(t_start: float, w_start: float) -> None:
+        """Add the timed region that began at (t_start, w_start) to both clocks' totals."""
+        nonlocal sub_time, work_time, last_end, last_work
+        now = clock.now()
+        work_now = work_clock.now()
+        sub_time += now - t_start
+        work_time += work_now - w_start
+        if meter is not None:
+            meter.add(work_now - w_start)
+        last_end, last_work = now, work_now
+
     with _LossProbe(workload) as probe:
         try:
             model, model_state = workload.init_model_fn(seeds["model"])
@@ -221,32 +292,43 @@ def run_trial(
                 raise ValueError(f"get_batch_size returned {batch_size}; it must be >= 1")
             input_queue = workload.train_batches(batch_size, seeds["data"])
             workload.warm_up(batch_size)  # untimed, once per workload instance; see Workload.warm_up
+            if options.robust:
+                reference_pass = workload.speed_probe()
+
+                def measure_probe() -> float:
+                    w0 = work_clock.now()
+                    reference_pass()
+                    return work_clock.now() - w0
+
+                meter = WorkMeter(measure_probe, max_overhead=options.probe_overhead)
+                meter.start()
             rng = torch.Generator().manual_seed(seeds["algorithm"])
             torch.manual_seed(seeds["algorithm"])  # dropout and other global-RNG users
 
             # ---- timed: optimizer initialisation
             clock.synchronize()
-            last_end = clock.now()
+            last_end, last_work = clock.now(), work_clock.now()
             optimizer_state = algorithm.init_optimizer_state(workload, model, model_state, hp, rng)
-            now = clock.now()
-            sub_time += now - last_end
-            last_end = now
+            charge(last_end, last_work)
         except Exception:  # noqa: BLE001 - setup errors are recorded outcomes
             outcome, error = Outcome.FAILED, traceback.format_exc()
 
         def evaluate() -> tuple[bool, bool]:
             """prepare_for_eval (timed) + eval (untimed). Returns (reached, diverged)."""
-            nonlocal optimizer_state, model, model_state, sub_time, time_to_target, steps_to_target
-            t0 = clock.now()
+            nonlocal optimizer_state, model, model_state, time_to_target, steps_to_target, work_to_target
+            t0, w0 = clock.now(), work_clock.now()
             optimizer_state, model, model_state = algorithm.prepare_for_eval(
                 workload, model, param_types, model_state, hp, workload.loss_type, optimizer_state,
                 eval_results, step, rng)
+            charge(t0, w0)
+            if meter is not None:
+                meter.close()  # the work at this eval is then exact (the probe runs outside the clock)
             t1 = clock.now()
-            sub_time += t1 - t0
             metrics = workload.eval_model(model, model_state, options.eval_splits)
             t2 = clock.now()
             record = EvalRecord(step=step, submission_time=sub_time, wall_time=t2 - wall_start,
-                                metrics=metrics, eval_duration=t2 - t1)
+                                metrics=metrics, eval_duration=t2 - t1,
+                                work=meter.work if meter is not None else None)
             evals.append(record)
             eval_results.append((step, metrics))
             state["last_eval_time"] = sub_time
@@ -255,9 +337,10 @@ def run_trial(
             if value is None:
                 raise KeyError(f"workload eval returned no {metric_key!r} (got {sorted(metrics)})")
             diverged = not math.isfinite(value) or not _params_finite(model)
-            reached = (not diverged) and sub_time <= budget and workload.target.reached(value)
+            in_budget = step <= budget_steps if budget_steps is not None else sub_time <= budget
+            reached = (not diverged) and in_budget and workload.target.reached(value)
             if reached and time_to_target is None:
-                time_to_target, steps_to_target = sub_time, step
+                time_to_target, steps_to_target, work_to_target = sub_time, step, record.work
                 state["validation_goal_reached"] = True
             if progress is not None:
                 progress.evaluated(record, reached)
@@ -267,6 +350,7 @@ def run_trial(
         while outcome is None:
             # ---- timed: one step
             complete = False
+            t0, w0 = last_end, last_work
             try:
                 batch = algorithm.data_selection(workload, input_queue, optimizer_state, model, model_state, hp,
                                                  step, rng)
@@ -279,24 +363,37 @@ def run_trial(
             except Exception:  # noqa: BLE001 - algorithm errors are recorded outcomes
                 outcome, error = Outcome.FAILED, traceback.format_exc()
                 break
-            now = clock.now()
-            sub_time += now - last_end
-            last_end = now
+            charge(t0, w0)
             # ---- untimed bookkeeping
             state["accumulated_submission_time"] = sub_time
             state["global_step"] = step
-            state["is_time_remaining"] = sub_time < budget
+            state["is_time_remaining"] = step < budget_steps if budget_steps is not None else sub_time < budget
             state["training_complete"] = complete
             if step % options.check_loss_every == 0 and probe.nonfinite():
                 outcome = Outcome.DIVERGED
                 break
             if progress is not None:
                 progress.step(step, sub_time)
+            estimate: float | None = None  # robust submission time, when known at this step
+            if meter is not None:
+                if meter.due:
+                    meter.close()
+                    monitor.sample()
+                    estimate = meter.estimate()
+            else:
+                estimate = sub_time
+            capped = time_cap is not None and estimate is not None and estimate > time_cap
+            if capped:
+                notes.append(f"stopped by the step-mode safety cap: robust submission time {estimate:.1f} s "
+                             f"> {options.time_cap_factor:g} x the {budget:g} s time budget")
 
-            out_of_budget = sub_time >= budget
+            if budget_steps is not None:
+                out_of_budget = step >= budget_steps or capped
+            else:
+                out_of_budget = sub_time >= budget
             out_of_steps = options.max_steps is not None and step >= options.max_steps
-            if options.eval_every_steps is not None:
-                due = step % options.eval_every_steps == 0 and step != last_eval_step
+            if eval_every_steps is not None:
+                due = step % eval_every_steps == 0 and step != last_eval_step
             else:
                 due = sub_time - state["last_eval_time"] >= eval_period
             if complete and last_eval_step == step:
@@ -317,7 +414,30 @@ def run_trial(
                     outcome = Outcome.REACHED if time_to_target is not None else Outcome.COMPLETE
                 elif out_of_budget or out_of_steps:
                     outcome = Outcome.REACHED if time_to_target is not None else Outcome.BUDGET
-            last_end = clock.now()  # bookkeeping, progress and evals are not charged
+            # bookkeeping, progress, probes and evals are not charged
+            last_end, last_work = clock.now(), work_clock.now()
+
+    robust_sub = robust_ttt = reference = None
+    if meter is not None and meter.probes:
+        meter.close()
+        reference = meter.reference
+        robust_sub = meter.seconds(meter.work)
+        robust_ttt = meter.seconds(work_to_target)
+        for record in evals:
+            record.robust_time = meter.seconds(record.work)
+    on_cpu = workload.device.type == "cpu"
+    measurement: dict[str, Any] = {
+        "contention": monitor.summary(timed_wall=sub_time, timed_cpu=work_time if on_cpu else None,
+                                      raw_time=sub_time, robust_time=robust_sub,
+                                      slowdown=meter.slowdown if meter is not None else None),
+    }
+    if meter is not None:
+        measurement["probes"] = {"count": len(meter.probes), "windows": meter.windows,
+                                 "median_sec": float(np.median(meter.probes)) if meter.probes else None,
+                                 "batch_size": workload.probe_batch_size,
+                                 "work_clock": "process_cpu" if isinstance(work_clock, CpuClock) else "device_wall"}
+    if notes:
+        measurement["notes"] = notes
 
     result = TrialResult(
         outcome=outcome,
@@ -331,6 +451,14 @@ def run_trial(
         started_at=started_at,
         finished_at=_now_iso(),
         error=error,
+        budget_mode=options.budget,
+        budget_steps=budget_steps,
+        robust_time_to_target=robust_ttt,
+        robust_submission_time=robust_sub,
+        work_to_target=work_to_target,
+        reference_cost=reference,
+        cpu_time=work_time if on_cpu else None,
+        measurement=measurement,
     )
     if progress is not None:
         progress.finish(result)

@@ -13,6 +13,7 @@ gate, comparability check), :mod:`.bootstrap` (confidence intervals over studies
 
 from laptime.scoring.bootstrap import BootstrapResult, bootstrap_scores
 from laptime.scoring.core import (
+    COLUMN_NAMES,
     COLUMNS,
     ScoringError,
     TimeRow,
@@ -29,6 +30,7 @@ from laptime.scoring.core import (
     performance_profiles,
     performance_ratios,
     rank_scores,
+    reference_costs,
     rows_from_records,
     speedups,
     study_bests,
@@ -40,6 +42,8 @@ from laptime.scoring.report import REQUIRED_CSV_COLUMNS, ScoreReport, read_times
 
 __all__ = [
     "COLUMNS",
+    "COLUMN_NAMES",
+    "reference_costs",
     "REQUIRED_CSV_COLUMNS",
     "BootstrapResult",
     "ScoreReport",

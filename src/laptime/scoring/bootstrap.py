@@ -1,10 +1,16 @@
-"""Uncertainty of scores and ranks: a bootstrap over studies.
+"""Uncertainty of scores and ranks: a bootstrap over studies, and over timing noise.
 
 For each (algorithm, workload) the per-study best values ``b_1..b_k`` (see
 :func:`~laptime.scoring.core.study_bests`) are resampled ``k`` times with replacement, the
 workload time is the median of the resample, and the (optionally variant-gated) table is scored
 and ranked exactly as the point estimate is.  Repeating this ``n_resamples`` times gives
 percentile confidence intervals.  Everything is deterministic given ``seed``.
+
+``timing_noise`` (a relative standard deviation, e.g. 0.03) adds the measurement noise of the
+times themselves: in every resample each resampled value is multiplied by ``exp(σ·z)`` with an
+independent standard normal ``z``. Use it for times that are measured, not exact — the robust
+time, whose run-to-run spread on one machine is measured in docs/benchmarks.md — so that the
+intervals cover what a re-run of the same benchmark could give, even with a single study.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ class BootstrapResult:
     confidence: float
     score_samples: np.ndarray = dataclasses.field(repr=False)
     rank_samples: np.ndarray = dataclasses.field(repr=False)
+    timing_noise: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no sample arrays)."""
@@ -61,6 +68,7 @@ class BootstrapResult:
             "n_resamples": self.n_resamples,
             "seed": self.seed,
             "confidence": self.confidence,
+            "timing_noise": self.timing_noise,
             "algorithms": {
                 a: {
                     "score": self.scores[a],
@@ -82,6 +90,7 @@ def bootstrap_scores(
     column: str = "time_to_target",
     variants: Mapping[str, Sequence[str]] | None = None,
     max_slowdown: float = 4.0,
+    timing_noise: float = 0.0,
 ) -> BootstrapResult:
     """Bootstrap confidence intervals for benchmark scores and ranks, resampling studies.
 
@@ -101,6 +110,8 @@ def bootstrap_scores(
         raise ScoringError(f"max_slowdown must be >= 1, got {max_slowdown!r}")
     if not 0 < confidence < 1:
         raise ScoringError(f"confidence must be in (0, 1), got {confidence!r}")
+    if not 0 <= float(timing_noise) < 1:
+        raise ScoringError(f"timing_noise must be in [0, 1), got {timing_noise!r}")
 
     best = study_bests(rows, column)
     algorithms = sorted(best)
@@ -117,7 +128,11 @@ def bootstrap_scores(
             vals = np.array([per_study[s] for s in sorted(per_study)], dtype=float)
             point[i, j] = _median_last(vals)
             idx = rng.integers(0, len(vals), size=(n_resamples, len(vals)))
-            samples[:, i, j] = _median_last(vals[idx])
+            drawn = vals[idx]
+            if timing_noise:
+                with np.errstate(invalid="ignore"):  # inf × a positive factor stays inf
+                    drawn = drawn * np.exp(float(timing_noise) * rng.standard_normal(drawn.shape))
+            samples[:, i, j] = _median_last(drawn)
 
     scored = workloads
     if variants is not None:
@@ -149,5 +164,6 @@ def bootstrap_scores(
         confidence=float(confidence),
         score_samples=score_samples,
         rank_samples=rank_samples,
+        timing_noise=float(timing_noise),
     )
 

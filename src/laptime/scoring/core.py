@@ -40,11 +40,13 @@ from laptime.records import Outcome, TrialRecord
 
 __all__ = [
     "COLUMNS",
+    "COLUMN_NAMES",
     "ScoringError",
     "TimeRow",
     "Times",
     "as_time_rows",
     "rows_from_records",
+    "reference_costs",
     "workload_key",
     "median",
     "study_bests",
@@ -63,8 +65,14 @@ __all__ = [
     "check_comparable",
 ]
 
-#: The value columns a times table can be built from.
-COLUMNS = ("time_to_target", "steps_to_target")
+#: The value columns a times table can be built from: raw submission seconds (AlgoPerf's rule),
+#: steps, and the contention-robust time (:mod:`laptime.runner.workmeter`).
+COLUMNS = ("time_to_target", "steps_to_target", "robust_time_to_target")
+
+#: Human-readable names of the value columns.
+COLUMN_NAMES = {"time_to_target": "raw submission time to target",
+                "steps_to_target": "steps to target",
+                "robust_time_to_target": "robust submission time to target"}
 
 #: ``times[algorithm][workload] -> float`` (``inf`` = missed the target).
 Times = dict[str, dict[str, float]]
@@ -91,6 +99,7 @@ class TimeRow:
     trial: int = 0
     time_to_target: float = math.inf
     steps_to_target: float = math.inf
+    robust_time_to_target: float = math.inf
 
 
 RowLike = Union[TimeRow, TrialRecord, Mapping[str, Any], Sequence[Any]]
@@ -146,35 +155,67 @@ def _clean_name(value: Any, what: str, where: str) -> str:
     return str(value).strip()
 
 
-def rows_from_records(records: Iterable[TrialRecord]) -> list[TimeRow]:
+def reference_costs(records: Sequence[TrialRecord]) -> dict[str, float]:
+    """Per workload key, the median reference cost (seconds of one reference pass of the speed
+    probe) over the records that measured one: the common rate at which the robust times of
+    trials scored together are expressed."""
+    costs: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        if r.reference_cost is not None and math.isfinite(r.reference_cost) and r.reference_cost > 0:
+            costs[workload_key(r.workload, r.variant)].append(float(r.reference_cost))
+    return {w: float(np.median(c)) for w, c in costs.items()}
+
+
+def rows_from_records(records: Iterable[TrialRecord], column: str = "time_to_target",
+                      refs: Mapping[str, float] | None = None) -> list[TimeRow]:
     """Turn :class:`~laptime.records.TrialRecord` objects into :class:`TimeRow` rows.
 
     - workload key: ``record.workload`` for the ``"base"`` variant, else ``f"{workload}/{variant}"``;
     - ``study``: ``record.study``, ``None`` -> 0;
     - ``trial``: ``record.trial_index``, ``None`` -> the record's position in ``records``;
     - ``time_to_target``/``steps_to_target``: the record's values, ``inf`` when ``None`` or when
-      the outcome is not :attr:`Outcome.REACHED`.
+      the outcome is not :attr:`Outcome.REACHED`;
+    - ``robust_time_to_target``: the record's work to target (reference passes) times the
+      median reference cost of the records of its workload (:func:`reference_costs`), so that
+      trials scored together share one conversion and their ratios are ratios of work; a record
+      without work uses its own robust time. When ``column`` is this one, a reached trial without
+      any robust time is an error (it was run with the robust time off, or by an older laptime).
     """
+    records = list(records)
+    if refs is None:
+        refs = reference_costs(records) if any(r.work_to_target is not None for r in records) else {}
     rows = []
     for i, r in enumerate(records):
         reached = Outcome(r.outcome) is Outcome.REACHED
         where = f"record {i} ({r.algorithm} on {r.workload})"
+        key = workload_key(r.workload, r.variant)
         t = _clean_value(r.time_to_target, "time_to_target", where) if reached else math.inf
         s = _clean_value(r.steps_to_target, "steps_to_target", where) if reached else math.inf
+        robust = math.inf
+        if reached:
+            if r.work_to_target is not None and key in refs:
+                robust = _clean_value(r.work_to_target * refs[key], "robust_time_to_target", where)
+            elif r.robust_time_to_target is not None:
+                robust = _clean_value(r.robust_time_to_target, "robust_time_to_target", where)
+            elif column == "robust_time_to_target":
+                raise ScoringError(f"{where}: reached its target but has no robust time (run with the robust "
+                                   "time off, or by an older laptime); score it by raw time or by steps")
         rows.append(
             TimeRow(
                 algorithm=r.algorithm,
-                workload=workload_key(r.workload, r.variant),
+                workload=key,
                 study=0 if r.study is None else int(r.study),
                 trial=i if r.trial_index is None else int(r.trial_index),
                 time_to_target=t,
                 steps_to_target=s,
+                robust_time_to_target=robust,
             )
         )
     return rows
 
 
-_TUPLE_FIELDS = ("algorithm", "workload", "study", "trial", "time_to_target", "steps_to_target")
+_TUPLE_FIELDS = ("algorithm", "workload", "study", "trial", "time_to_target", "steps_to_target",
+                 "robust_time_to_target")
 
 
 def as_time_rows(rows: Iterable[RowLike], column: str = "time_to_target") -> list[TimeRow]:
@@ -184,6 +225,9 @@ def as_time_rows(rows: Iterable[RowLike], column: str = "time_to_target") -> lis
     long enough to hold it; the other value column defaults to a miss.
     """
     _check_column(column)
+    rows = list(rows)
+    records = [r for r in rows if isinstance(r, TrialRecord)]
+    refs = reference_costs(records) if records else {}  # one conversion for all records scored together
     out: list[TimeRow] = []
     for i, row in enumerate(rows):
         where = f"row {i}"
@@ -196,24 +240,28 @@ def as_time_rows(rows: Iterable[RowLike], column: str = "time_to_target") -> lis
                     _clean_int(row.trial, "trial", where, 0),
                     _clean_value(row.time_to_target, "time_to_target", where),
                     _clean_value(row.steps_to_target, "steps_to_target", where),
+                    _clean_value(row.robust_time_to_target, "robust_time_to_target", where),
                 )
             )
             continue
         if isinstance(row, TrialRecord):
-            out.extend(rows_from_records([row]))
+            converted = rows_from_records([row], column, refs)[0]
+            out.append(dataclasses.replace(converted, trial=i if row.trial_index is None else int(row.trial_index)))
             continue
         if isinstance(row, Mapping):
             if column not in row:
                 raise ScoringError(f"{where}: no {column!r} in {dict(row)!r}")
             fields = {k: row.get(k) for k in _TUPLE_FIELDS}
         elif isinstance(row, Sequence) and not isinstance(row, (str, bytes)):
-            if not 5 <= len(row) <= 6:
+            if not 5 <= len(row) <= 7:
                 raise ScoringError(
                     f"{where}: a tuple row must be (algorithm, workload, study, trial, "
-                    f"time_to_target[, steps_to_target]); got {len(row)} items"
+                    f"time_to_target[, steps_to_target[, robust_time_to_target]]); got {len(row)} items"
                 )
             if column == "steps_to_target" and len(row) < 6:
                 raise ScoringError(f"{where}: tuple has no steps_to_target (6th item)")
+            if column == "robust_time_to_target" and len(row) < 7:
+                raise ScoringError(f"{where}: tuple has no robust_time_to_target (7th item)")
             fields = dict.fromkeys(_TUPLE_FIELDS)
             fields.update(zip(_TUPLE_FIELDS, row))
         else:
@@ -226,6 +274,7 @@ def as_time_rows(rows: Iterable[RowLike], column: str = "time_to_target") -> lis
                 trial=_clean_int(fields["trial"], "trial", where, 0),
                 time_to_target=_clean_value(fields["time_to_target"], "time_to_target", where),
                 steps_to_target=_clean_value(fields["steps_to_target"], "steps_to_target", where),
+                robust_time_to_target=_clean_value(fields["robust_time_to_target"], "robust_time_to_target", where),
             )
         )
     return out

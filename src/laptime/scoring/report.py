@@ -72,7 +72,7 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
     """Read trial rows from a CSV file with a header row.
 
     Required columns (any order, names case-insensitive): ``algorithm, workload, study, trial,
-    time_to_target``; an optional ``steps_to_target`` column is read too; other columns are
+    time_to_target``; optional ``steps_to_target`` and ``robust_time_to_target`` columns are read too; other columns are
     ignored.  Values: ``inf``, ``Infinity`` (any case, optional ``+``) and an empty cell mean a
     miss (``inf``); an empty ``study``/``trial`` is 0.  Blank lines are skipped.
     Raises :class:`ScoringError` (with the file's line number) for a missing file, an empty file
@@ -102,7 +102,8 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
                 f"{p}, line {header_line}: missing column(s) {', '.join(missing)} "
                 f"(header has: {', '.join(header)})"
             )
-        col = {c: header.index(c) for c in (*REQUIRED_CSV_COLUMNS, "steps_to_target") if c in header}
+        optional = ("steps_to_target", "robust_time_to_target")
+        col = {c: header.index(c) for c in (*REQUIRED_CSV_COLUMNS, *optional) if c in header}
         rows: list[TimeRow] = []
         for raw in reader:
             line = reader.line_num
@@ -116,9 +117,8 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
                 raise ScoringError(f"{p}, line {line}: algorithm is empty")
             if not wl:
                 raise ScoringError(f"{p}, line {line}: workload is empty")
-            steps = math.inf
-            if "steps_to_target" in col:
-                steps = _parse_value(raw[col["steps_to_target"]], "steps_to_target", line, p)
+            extra = {name: _parse_value(raw[col[name]], name, line, p) if name in col else math.inf
+                     for name in optional}
             rows.append(
                 TimeRow(
                     algorithm=alg,
@@ -126,7 +126,7 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
                     study=_parse_int(raw[col["study"]], "study", line, p),
                     trial=_parse_int(raw[col["trial"]], "trial", line, p),
                     time_to_target=_parse_value(raw[col["time_to_target"]], "time_to_target", line, p),
-                    steps_to_target=steps,
+                    **extra,
                 )
             )
     if not rows:
@@ -231,6 +231,7 @@ class ScoreReport:
                 "n_resamples": self.bootstrap.n_resamples,
                 "seed": self.bootstrap.seed,
                 "confidence": self.bootstrap.confidence,
+                "timing_noise": self.bootstrap.timing_noise,
             }
         return out
 
@@ -256,7 +257,7 @@ class ScoreReport:
 
         lines = [line(header), "  ".join("-" * w for w in widths)]
         lines += [line(r) for r in body]
-        unit = "seconds" if self.column == "time_to_target" else "steps"
+        unit = "steps" if self.column == "steps_to_target" else "seconds"
         foot = f"tau_max = {self.tau_max:g}; {self.column} in {unit}; inf = target missed"
         if self.variants is not None:
             foot += f"; variant gate on (max slowdown {self.max_slowdown:g}x)"
@@ -278,6 +279,12 @@ def _resolve_variants(variants: VariantsArg, workloads: Iterable[str]) -> dict[s
     return {b: list(vs) for b, vs in variants.items()}
 
 
+#: Relative standard deviation of a robust time between re-runs of the same trial on one machine,
+#: the measurement noise the bootstrap adds when scoring robust times (measured with
+#: ``benchmarks/contention.py``: see docs/benchmarks.md).
+ROBUST_TIME_NOISE = 0.03
+
+
 def score_table(
     rows: Iterable[RowLike],
     tau_max: float = 4.0,
@@ -288,16 +295,20 @@ def score_table(
     n_bootstrap: int = 0,
     seed: int = 0,
     confidence: float = 0.95,
+    timing_noise: float | None = None,
 ) -> ScoreReport:
     """Score trial rows: aggregate -> (variant gate) -> ratios -> scores -> ranks.
 
-    - ``column``: ``"time_to_target"`` or ``"steps_to_target"`` (steps-to-target scoring);
+    - ``column``: ``"time_to_target"`` (raw submission seconds), ``"robust_time_to_target"``
+      (contention-robust seconds) or ``"steps_to_target"`` (steps-to-target scoring);
     - ``variants``: ``"auto"`` (default) gates each base workload ``w`` on the ``"w/variant"``
       keys present in the rows (no such keys -> no gate); a mapping base -> variant keys gates
       on exactly those; ``None`` switches the gate off and scores every key, variants included,
       as a workload of its own.  When gated, only base workloads are scored;
     - ``baseline``: also compute :func:`~laptime.scoring.core.speedups` and their geometric means;
-    - ``n_bootstrap > 0``: add :func:`~laptime.scoring.bootstrap.bootstrap_scores` intervals.
+    - ``n_bootstrap > 0``: add :func:`~laptime.scoring.bootstrap.bootstrap_scores` intervals;
+      ``timing_noise`` is their measurement noise (relative σ of each time; default
+      :data:`ROBUST_TIME_NOISE` for the robust time, 0 for raw times and steps).
     """
     tau_max = _check_tau_max(tau_max)
     rows = as_time_rows(rows, column)
@@ -317,8 +328,11 @@ def score_table(
         gm = geometric_mean_speedups(times, baseline)
     boot = None
     if n_bootstrap:
+        if timing_noise is None:
+            timing_noise = ROBUST_TIME_NOISE if column == "robust_time_to_target" else 0.0
         boot = bootstrap_scores(
-            rows, n_bootstrap, seed, tau_max, confidence, column, variants=gate, max_slowdown=max_slowdown
+            rows, n_bootstrap, seed, tau_max, confidence, column, variants=gate, max_slowdown=max_slowdown,
+            timing_noise=timing_noise,
         )
     return ScoreReport(
         algorithms=algorithms,
@@ -344,4 +358,4 @@ def score_records(records: Iterable[TrialRecord], force: bool = False, **kwargs:
     :func:`score_table` on :func:`rows_from_records`; ``kwargs`` go to :func:`score_table`."""
     records = list(records)
     check_comparable(records, force=force)
-    return score_table(rows_from_records(records), **kwargs)
+    return score_table(rows_from_records(records, kwargs.get("column", "time_to_target")), **kwargs)

@@ -63,8 +63,10 @@ class CNN(nn.Module):
         return self.head(x.flatten(1))
 
 
-def _spec(variant: str, target: Target, budget: float, eval_period: float, step_hint: int, description: str) -> WorkloadSpec:
+def _spec(variant: str, target: Target, budget: float, eval_period: float, step_hint: int, description: str,
+          eval_period_steps: int | None = None) -> WorkloadSpec:
     return WorkloadSpec(
+        eval_period_steps=eval_period_steps,
         name="mnist1d",
         variant=variant,
         config="cpu",
@@ -108,6 +110,7 @@ SPECS: dict[tuple[str, str], WorkloadSpec] = {
         eval_period=0.25,
         step_hint=1000,
         description="MNIST-1D, MLP 40-256-256-10 (ReLU), CPU.",
+        eval_period_steps=25,  # step-budget mode: the calibration's cadence
     ),
     # python benchmarks/calibrate_cpu_targets.py mnist1d cnn --steps 1500 --lr 3e-3 --eval-every 25 \
     #     --seeds 0 1 2 3 4 --target 0.88
@@ -127,6 +130,7 @@ SPECS: dict[tuple[str, str], WorkloadSpec] = {
         eval_period=1.0,
         step_hint=1500,
         description="MNIST-1D, 3-layer 1-D CNN (32 channels, kernel 5) + linear head, CPU.",
+        eval_period_steps=25,  # step-budget mode: the calibration's cadence
     ),
 }
 

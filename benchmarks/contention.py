@@ -1,0 +1,116 @@
+"""Raw and robust time to target beside 0, 1, 2 and 4 busy processes.
+
+    python benchmarks/contention.py [--suite smoke] [--loads 0 1 2 4] [--algorithms sgd_nesterov adamw nadamw]
+                                    [--out contention.json]
+
+Every (workload, algorithm) trial of the suite runs once per load level, the load levels
+interleaved trial by trial (so a slow drift of the machine hits every level alike), each trial in
+its own ``laptime run --json`` process with the budget in steps (the outcome and steps to target are
+then the same at every load) and the CLI's defaults otherwise (one intra-op thread). A load level of
+*n* is *n* ``python3 -c "while True: pass"`` processes started before the trial and killed after it.
+
+It prints, per trial and load: steps to target, raw submission time to target, robust time to
+target and the work to target in reference passes, each against its quiet value, and the
+contention the trial recorded; then the largest deviation from quiet of each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_trial(workload: str, variant: str, config: str, algorithm: str, db: str, load: int) -> dict:
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(load)]
+    try:
+        time.sleep(0.5 if load else 0.0)
+        cmd = [sys.executable, "-m", "laptime", "run", "-w", workload, "--variant", variant, "--config", config,
+               "-a", algorithm, "--budget", "steps", "--budget-factor", "1.5", "--db", db, "--json"]
+        started = time.monotonic()
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        wall = time.monotonic() - started
+    finally:
+        for p in spinners:
+            p.kill()
+        for p in spinners:
+            p.wait()
+    result = json.loads(out.stdout)
+    result["process_wall"] = wall
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", default="smoke")
+    parser.add_argument("--loads", type=int, nargs="+", default=[0, 1, 2, 4])
+    parser.add_argument("--algorithms", nargs="+", default=["sgd_nesterov", "adamw", "nadamw"])
+    parser.add_argument("--out", default=None, help="write every result as JSON here")
+    args = parser.parse_args()
+
+    from laptime.workloads.suites import get_suite
+
+    suite = get_suite(args.suite)
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "contention.sqlite")
+        # one untimed trial first, so that dataset preparation and file caches are out of the way
+        first = suite.entries[0]
+        run_trial(*first, args.algorithms[0], db, 0)
+        for workload, variant, config in suite.entries:
+            for algorithm in args.algorithms:
+                for load in args.loads:
+                    r = run_trial(workload, variant, config, algorithm, db, load)
+                    c = r.get("contention", {})
+                    row = {"workload": f"{workload}/{variant}@{config}", "algorithm": algorithm, "load": load,
+                           "outcome": r["outcome"], "steps_to_target": r["steps_to_target"],
+                           "raw": r["time_to_target"], "robust": r["robust_time_to_target"],
+                           "raw_total": r["submission_time"], "robust_total": r["robust_submission_time"],
+                           "wall": r["process_wall"], "other_cores": c.get("other_cores"),
+                           "inflation": c.get("inflation"), "contaminated": c.get("contaminated")}
+                    results.append(row)
+                    print(json.dumps(row), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+
+    # ---- the table: per trial, each figure against its quiet (load 0) value
+    quiet = {(r["workload"], r["algorithm"]): r for r in results if r["load"] == min(args.loads)}
+    print()
+    print("| workload | algorithm | load | steps to target | raw s (vs quiet) | robust s (vs quiet) | "
+          "raw total s (vs quiet) | robust total s (vs quiet) | other cores | contaminated |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    worst = {"raw": 0.0, "robust": 0.0, "raw_total": 0.0, "robust_total": 0.0}
+
+    def rel(row, key):
+        base = quiet[(row["workload"], row["algorithm"])][key]
+        if row[key] is None or base is None:
+            return "—", None
+        change = row[key] / base - 1
+        return f"{row[key]:.3f} ({change:+.1%})", change
+
+    for r in results:
+        cells = {}
+        for key in worst:
+            text, change = rel(r, key)
+            cells[key] = text
+            if change is not None:
+                worst[key] = max(worst[key], abs(change))
+        print(f"| {r['workload']} | {r['algorithm']} | {r['load']} | {r['steps_to_target'] or '—'} | "
+              f"{cells['raw']} | {cells['robust']} | {cells['raw_total']} | {cells['robust_total']} | "
+              f"{r['other_cores'] if r['other_cores'] is not None else '—'} | {r['contaminated']} |")
+    same = all(r["steps_to_target"] == quiet[(r["workload"], r["algorithm"])]["steps_to_target"]
+               and r["outcome"] == quiet[(r["workload"], r["algorithm"])]["outcome"] for r in results)
+    print()
+    print(f"outcomes and steps to target identical at every load: {same}")
+    print("largest deviation from quiet: " + ", ".join(f"{k} {v:.1%}" for k, v in worst.items()))
+    print(f"machine: {os.cpu_count()} CPUs; loads {args.loads}; {time.strftime('%Y-%m-%d %H:%M')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
