@@ -92,6 +92,14 @@ def n_rows(db: Path, table: str) -> int:
 V05 = load_targets("v0.5")
 
 
+def test_importer_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, laptime.importers; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
 # ------------------------------------------------------------------------------------------
 # Target tables
 # ------------------------------------------------------------------------------------------
