@@ -304,6 +304,15 @@ def test_held_out_workload_is_a_variant_of_its_base_and_gates_it(tmp_path, capsy
 # ------------------------------------------------------------------------------------------
 
 
+def test_eval_file_with_byte_order_mark_and_crlf_reads_like_any_other(tmp_path):
+    lines = ["\ufeffglobal_step,accumulated_submission_time,validation/mean_average_precision", "100,10.0,0.1",
+             "200,20.0,0.3"]
+    d = write_trial(tmp_path, "ogbg", None, lines=lines)
+    (d / "eval_measurements.csv").write_bytes("\r\n".join(lines).encode("utf-8"))
+    [rec] = read_tree(tmp_path, targets=V05).runs[0].records
+    assert (rec.time_to_target, rec.steps_to_target) == (20.0, 200)
+
+
 def test_nan_and_empty_metric_values_never_meet_the_target(tmp_path):
     # NaN in the middle, then the target: reached, at the later eval
     write_trial(tmp_path, "ogbg", [(100, 10.0, float("nan")), (200, 20.0, OGBG)], study=0)

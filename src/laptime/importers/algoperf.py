@@ -307,7 +307,7 @@ def _number(cell: str, column: str, line: int) -> float:
 def _read_evals(path: Path, metric_key: str) -> list[tuple[int, dict[str, float]]]:
     """``(line, {column: value})`` per eval row, every cell a number (empty = NaN)."""
     try:
-        handle = open(path, newline="", encoding="utf-8")
+        handle = open(path, newline="", encoding="utf-8-sig")  # tolerate a byte-order mark
     except FileNotFoundError:
         raise _Skipped(f"no {EVALS_FILE}") from None
     except OSError as exc:
