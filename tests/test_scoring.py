@@ -632,3 +632,77 @@ def test_score_table_nan_encoded_as_null():
 def test_score_table_empty_rows():
     with pytest.raises(ScoringError, match="no trial rows"):
         score_table([])
+
+
+# ------------------------------------------------------------------------------------------
+# Trial choice (AlgoPerf's earliest eval index vs laptime's fastest) and the integration rule
+# ------------------------------------------------------------------------------------------
+
+
+def test_algoperf_trial_choice_takes_earliest_eval_index_not_fastest_time():
+    # one study, two trials: trial 0 met the target at eval 1 after 100 s; trial 1 at eval 3 after 60 s
+    rows = [TimeRow("A", "w", 0, 0, 100.0, 10.0, eval_index_to_target=1),
+            TimeRow("A", "w", 0, 1, 60.0, 30.0, eval_index_to_target=3),
+            TimeRow("A", "w", 0, 2, INF, INF)]  # a miss never wins
+    assert study_bests(rows) == {"A": {"w": {0: 60.0}}}
+    assert study_bests(rows, trial_choice="algoperf") == {"A": {"w": {0: 100.0}}}
+    # the chosen trial's value of the scored column, not the smallest one
+    assert study_bests(rows, "steps_to_target", trial_choice="algoperf") == {"A": {"w": {0: 10.0}}}
+    assert aggregate(rows, trial_choice="algoperf") == {"A": {"w": 100.0}}
+
+
+def test_algoperf_trial_choice_ties_go_to_the_smaller_trial_and_misses_stay_inf():
+    rows = [TimeRow("A", "w", 0, 4, 50.0, eval_index_to_target=2),
+            TimeRow("A", "w", 0, 1, 70.0, eval_index_to_target=2),
+            TimeRow("A", "w", 1, 0, INF), TimeRow("A", "w", 1, 1, INF)]
+    assert study_bests(rows, trial_choice="algoperf") == {"A": {"w": {0: 70.0, 1: INF}}}
+
+
+def test_algoperf_trial_choice_needs_the_eval_index_of_reached_trials():
+    with pytest.raises(ScoringError, match="eval index is unknown"):
+        study_bests([TimeRow("A", "w", 0, 0, 10.0)], trial_choice="algoperf")
+    with pytest.raises(ScoringError, match="unknown trial choice"):
+        score_table([TimeRow("A", "w", 0, 0, 10.0)], trial_choice="best")
+
+
+def test_eval_index_of_records_from_measurement_or_evals():
+    from laptime.records import EvalRecord
+
+    stored = _record(study=0, trial_index=0)
+    stored.measurement = {"eval_index_to_target": 5}
+    derived = _record(study=0, trial_index=1, ttt=20.0, steps=60)
+    derived.evals = [EvalRecord(step=s, submission_time=s / 3, wall_time=0.0, metrics={}) for s in (20, 40, 60)]
+    missed = _record(study=0, trial_index=2, ttt=None, steps=None, outcome=Outcome.BUDGET)
+    rows = rows_from_records([stored, derived, missed])
+    assert [r.eval_index_to_target for r in rows] == [5, 2, None]
+    # stored: index 5 at 10 s; derived: index 2 at 20 s -> AlgoPerf picks the earlier index, the slower trial
+    assert study_bests([stored, derived, missed]) == {"A": {"mnist": {0: 10.0}}}
+    assert study_bests([stored, derived, missed], trial_choice="algoperf") == {"A": {"mnist": {0: 20.0}}}
+
+
+def test_times_csv_eval_index_column(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("algorithm,workload,study,trial,time_to_target,eval_index_to_target\n"
+                    "A,w,0,0,100,1\nA,w,0,1,60,3\nA,w,0,2,inf,\n")
+    rows = read_times_csv(path)
+    assert [r.eval_index_to_target for r in rows] == [1, 3, None]
+    assert score_table(rows, trial_choice="algoperf").times == {"A": {"w": 100.0}}
+    path.write_text("algorithm,workload,study,trial,time_to_target,eval_index_to_target\nA,w,0,0,100,1.5\n")
+    with pytest.raises(ScoringError, match="line 2: eval_index_to_target '1.5' is not an integer"):
+        read_times_csv(path)
+
+
+def test_tau_points_integrates_like_algoperf_trapezoid():
+    # A fastest (ratio 1), B ratio 2 on one workload. Exact: B = (4 - 2) / 3 = 2/3.
+    times = {"A": {"w": 1.0}, "B": {"w": 2.0}}
+    assert benchmark_scores(times)["B"] == approx(2 / 3)
+    # Trapezoid on taus = linspace(1, 4, 100): rho_B = 0 below tau = 2 and 1 from the first grid tau >= 2.
+    # Step h = 3/99; grid taus 1 + k h, the first >= 2 is k = 33 (tau = 2 exactly): the interval [32h, 33h]
+    # contributes h/2, the 66 intervals above it h each: area = (66 + 0.5) h = 66.5 * 3/99, score = 66.5/99.
+    assert benchmark_scores(times, tau_points=100)["B"] == approx(66.5 / 99)
+    assert benchmark_scores(times, tau_points=100)["A"] == approx(1.0)
+    report = score_table([("A", "w", 0, 0, 1.0), ("B", "w", 0, 0, 2.0)], tau_points=100, n_bootstrap=20)
+    assert report.scores["B"] == approx(66.5 / 99) and report.bootstrap.scores["B"] == approx(66.5 / 99)
+    assert report.to_dict()["tau_points"] == 100 and "trapezoid rule on 100 taus" in report.format_table()
+    with pytest.raises(ScoringError, match="tau_points"):
+        benchmark_scores(times, tau_points=1)

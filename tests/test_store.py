@@ -545,3 +545,32 @@ def test_concurrent_processes_write_one_file(db):
         assert sorted(t.trial_index for t in trials if t.algorithm == "p16") == list(range(16))
         assert all(len(t.evals) == 3 for t in trials)
         assert sorted(r["n_trials"] for r in s.runs()) == [15, 16]
+
+
+# ---- grouped writes --------------------------------------------------------------------------
+
+
+def test_transaction_stores_a_run_and_its_trials_all_or_nothing(tmp_path):
+    path = tmp_path / "r.sqlite"
+    with ResultsStore(path) as store:
+        with store.transaction():
+            run = store.start_run("laptime import", {"kind": "import"})
+            ids = [store.add_trial(run, make_trial(seed=s)) for s in range(3)]
+            store.update_run_meta(run, {"trial_ids": ids})
+        assert [r["n_trials"] for r in store.runs()] == [3]
+        with pytest.raises(RuntimeError, match="disk full"):
+            with store.transaction():
+                run2 = store.start_run("laptime import", {})
+                store.add_trial(run2, make_trial(seed=9))
+                raise RuntimeError("disk full")
+        # nothing of the failed block: neither its run nor its trial
+        assert [r["id"] for r in store.runs()] == [run]
+        assert len(store.trials()) == 3
+        with store.transaction():
+            with pytest.raises(StoreError, match="already open"):
+                with store.transaction():
+                    pass
+        store.add_trial(None, make_trial(seed=10))  # single writes work again after the block
+        assert len(store.trials()) == 4
+    with sqlite3.connect(path) as conn:  # committed for other connections
+        assert conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 4

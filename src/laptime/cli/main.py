@@ -1,6 +1,6 @@
 """The ``laptime`` command line.
 
-Commands: ``list``, ``run``, ``calibrate``, ``bench``, ``score``, ``report``, ``export``, ``data``. Every user error (unknown names, bad files, a
+Commands: ``list``, ``run``, ``calibrate``, ``bench``, ``score``, ``report``, ``export``, ``import``, ``data``. Every user error (unknown names, bad files, a
 missing dataset, an unavailable device) ends with one ``error: …`` line on stderr and exit code 2,
 never a traceback. A trial that fails or diverges is a recorded outcome, not a CLI error.
 """
@@ -13,6 +13,7 @@ import json
 import math
 import shlex
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from laptime.scoring import ScoringError
     from laptime.tuning import SearchSpaceError
     from laptime.execution import PlanError
+    from laptime.importers.algoperf import AlgoPerfImportError
     from laptime.report import ReportError
     from laptime.tuning.rulesets import RulesetError
     from laptime.workloads import UnknownWorkloadError
     from laptime.workloads.suites import UnknownSuiteError
 
-    return (CLIError, PlanError, ReportError, RulesetError, UnknownSuiteError, AlgorithmLoadError, UnknownAlgorithmError, DataError, DeviceError, StoreError,
+    return (CLIError, AlgoPerfImportError, PlanError, ReportError, RulesetError, UnknownSuiteError, AlgorithmLoadError, UnknownAlgorithmError, DataError, DeviceError, StoreError,
             ScoringError, SearchSpaceError, UnknownWorkloadError, ValueError)
 
 
@@ -295,17 +297,82 @@ def cmd_export(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- score
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from laptime.scoring import read_times_csv, score_table
+    from laptime.scoring import read_times_csv, score_records, score_table
 
-    rows = read_times_csv(args.times)
-    report = score_table(rows, tau_max=args.tau_max, column=_COLUMNS["time" if args.by == "auto" else args.by],
-                         variants=None if args.no_variant_gate else "auto",
-                         baseline=args.baseline, n_bootstrap=args.bootstrap, seed=args.seed,
-                         timing_noise=args.timing_noise)
+    if (args.times is None) == (args.db is None):
+        raise CLIError("give exactly one of --times FILE.csv and --db DB (the latest benchmark or import in it, "
+                       "or --run ID)")
+    if args.run is not None and args.db is None:
+        raise CLIError("--run needs --db")
+    common = dict(tau_max=args.tau_max, variants=None if args.no_variant_gate else "auto", baseline=args.baseline,
+                  n_bootstrap=args.bootstrap, seed=args.seed, timing_noise=args.timing_noise,
+                  trial_choice=args.trial_choice, tau_points=args.tau_points)
+    if args.times is not None:
+        rows = read_times_csv(args.times)
+        report = score_table(rows, column=_COLUMNS["time" if args.by == "auto" else args.by], **common)
+    else:
+        records, meta, _ = _stored_run(Path(args.db), args.run, all_trials=False)
+        report = score_records(records, force=args.force, column=_report_column(args.by, meta, records), **common)
     if args.json:
         print(report.to_json())
     else:
         print(report.format_table())
+    return 0
+
+
+# --------------------------------------------------------------------------- import
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from laptime.importers.algoperf import import_into_store, read_tree
+    from laptime.results import ResultsStore, default_store_path
+
+    result = read_tree(args.logdir, targets=args.targets, ruleset=args.ruleset, budget_factor=args.budget_factor,
+                       scope=args.workloads, name_from=args.name_from)
+    skipped = result.skip_counts()
+    if result.n_trials == 0:
+        why = "; ".join(f"{n} {reason} (e.g. {example})" for reason, n, example in skipped[:3])
+        raise CLIError(f"no trial to import in {args.logdir}" + (f": skipped {why}" if why else ""))
+    if args.strict and result.skips:
+        reason, n, example = skipped[0]
+        raise CLIError(f"--strict: {len(result.skips)} folder(s) could not be imported, e.g. {n} {reason}: {example}; "
+                       "nothing was stored")
+    db_path = Path(args.db) if args.db else default_store_path()
+    with ResultsStore(db_path) as store:
+        run_ids = import_into_store(store, result, args.command_line)
+    runs = [(run_id, run) for run_id, run in zip(run_ids, [r for r in result.runs if r.records])]
+    if args.json:
+        print(json.dumps({
+            "db": str(db_path), "layout": result.layout,
+            "targets": {"version": result.table.version, "source": result.table.source},
+            "runs": [{"run_id": run_id, "ruleset": run.ruleset, "trials": len(run.records),
+                      "submissions": run.submissions, "budget_factor": run.budget_factor,
+                      "outcomes": dict(sorted(Counter(r.outcome.value for r in run.records).items()))}
+                     for run_id, run in runs],
+            "imported": result.n_trials, "skipped": len(result.skips),
+            "skips": [{"reason": reason, "count": n, "example": example} for reason, n, example in skipped],
+            "notes": dict(result.notes), "hints": result.hints,
+        }, indent=2))
+        return 0
+    print(f"AlgoPerf logs in {result.logdir} ({result.layout}); {result.table.name}")
+    for run_id, run in runs:
+        outcomes = Counter(r.outcome.value for r in run.records)
+        factor = f"{run.budget_factor:g} × max_allowed_runtime_sec"
+        print(f"imported {len(run.records)} trials ({', '.join(f'{n} {o}' for o, n in sorted(outcomes.items()))}) of "
+              f"{run.ruleset} tuning, {len(run.submissions)} submission(s): {', '.join(run.submissions)}; "
+              f"budget {factor} -> run {run_id} in {db_path}")
+    if skipped:
+        print(f"skipped {len(result.skips)} folder(s):")
+        for reason, n, example in skipped:
+            print(f"  {n:5d}  {reason}  (e.g. {example})")
+    else:
+        print("skipped nothing")
+    for note, n in sorted(result.notes.items()):
+        print(f"note: {n} trial(s): {note}")
+    for hint in result.hints:
+        print(f"hint: {hint}")
+    for run_id, _ in runs:
+        print(f"next: laptime score --db {shlex.quote(str(db_path))} --run {run_id} [--trial-choice algoperf]; "
+              f"laptime report --db {shlex.quote(str(db_path))} --run {run_id}")
     return 0
 
 
@@ -492,39 +559,52 @@ def _print_leaderboard(console, score, records) -> None:
 
 # --------------------------------------------------------------------------- report
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from laptime.results import ResultsStore, default_store_path
-    from laptime.scoring import score_records
+def _stored_run(db_path: Path, run_id: int | None, all_trials: bool):
+    """The trials (with their evals) of the latest stored benchmark or import, of run ``run_id``, or
+    every trial (``all_trials``); with the run's meta and a description."""
+    from laptime.results import ResultsStore
 
-    db_path = Path(args.db) if args.db else default_store_path()
     if not db_path.exists():
-        raise CLIError(f"no results database at {db_path} (run `laptime bench` first, or pass --db)")
+        raise CLIError(f"no results database at {db_path} (run `laptime bench` or `laptime import` first, or pass --db)")
     with ResultsStore(db_path) as store:
         meta: dict[str, Any] = {}
-        if args.all:
+        if all_trials:
             records = store.trials(with_evals=True)
             what = "all trials"
         else:
             runs = [r for r in store.runs() if r["meta"].get("trial_ids")]
-            if args.run is not None:
-                runs = [r for r in runs if r["id"] == args.run]
+            if run_id is not None:
+                runs = [r for r in runs if r["id"] == run_id]
                 if not runs:
-                    raise CLIError(f"run {args.run} is not a finished benchmark in {db_path}")
+                    raise CLIError(f"run {run_id} is not a finished benchmark or import in {db_path}")
             if not runs:
-                raise CLIError(f"no finished benchmark in {db_path}: run `laptime bench`, or pass --all")
+                raise CLIError(f"no finished benchmark in {db_path}: run `laptime bench` (or `laptime import`), "
+                               "or pass --all")
             run = runs[-1]
             meta = run["meta"]
             records = [store.get_trial(i) for i in run["meta"]["trial_ids"]]
-            what = f"benchmark run {run['id']} ({run['command']})"
+            kind = "import" if meta.get("kind") == "import" else "benchmark run"
+            what = f"{kind} {run['id']} ({run['command']})"
     if not records:
         raise CLIError(f"no trials in {db_path}")
-    if args.by == "auto":  # what the benchmark scored, else by the trials' budget mode
-        column = meta.get("score_column") or _score_column("auto", "steps" if records and all(
+    return records, meta, what
+
+
+def _report_column(by: str, meta: dict[str, Any], records) -> str:
+    if by == "auto":  # what the benchmark scored, else by the trials' budget mode
+        return meta.get("score_column") or _score_column("auto", "steps" if records and all(
             r.budget_mode == "steps" for r in records) else "time")
-    else:
-        column = _COLUMNS[args.by]
+    return _COLUMNS[by]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from laptime.scoring import score_records
+
+    records, meta, what = _stored_run(Path(args.db) if args.db else _default_db(), args.run, args.all)
+    column = _report_column(args.by, meta, records)
     score = score_records(records, force=args.force, baseline=args.baseline, n_bootstrap=args.bootstrap, seed=0,
-                          column=column, timing_noise=args.timing_noise)
+                          column=column, timing_noise=args.timing_noise, trial_choice=args.trial_choice,
+                          tau_points=args.tau_points)
     html_path, md_path = _write_report(records, score, Path(args.out), f"laptime report — {what}")
     _print_leaderboard(_console(), score, records)
     warning = contention_warning(records, column)
@@ -534,12 +614,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_db() -> Path:
+    from laptime.results import default_store_path
+
+    return default_store_path()
+
+
 # --------------------------------------------------------------------------- parser
 
 _BY_HELP = ("what the leaderboard scores: raw submission time to target (time; AlgoPerf's rule, for a dedicated "
             "machine), the contention-robust time (robust) or steps (steps); default auto: robust with step "
             "budgets, raw time with time budgets")
 
+
+_TRIAL_CHOICE_HELP = ("which trial of a study counts: fastest (default: the one with the smallest time or "
+                      "steps to target) or algoperf (AlgoPerf's scoring code: the one that met the target at the "
+                      "earliest eval index, even if slower; reproduces published AlgoPerf scores)")
+
+_TAU_POINTS_HELP = ("integrate the performance profile by the trapezoid rule on N evenly spaced taus, as AlgoPerf's "
+                    "scoring code does with N = 100 (default: the exact integral)")
 
 _NOISE_HELP = ("relative measurement noise of each time, added to the bootstrap (default: 0.03 for the robust time, "
                "as measured for it, and 0 for raw times and steps)")
@@ -643,11 +736,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
     p.add_argument("--by", choices=("auto", "time", "robust", "steps"), default="auto",
                    help=_BY_HELP + "; auto: what the benchmark scored")
+    p.add_argument("--trial-choice", choices=("fastest", "algoperf"), default="fastest", help=_TRIAL_CHOICE_HELP)
+    p.add_argument("--tau-points", type=int, default=None, metavar="N", help=_TAU_POINTS_HELP)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("score", help="score time-to-target results (a CSV from laptime or elsewhere)")
-    p.add_argument("--times", required=True,
-                   help="CSV with columns algorithm, workload, study, trial, time_to_target (inf = missed)")
+    p = sub.add_parser("score", help="score time-to-target results: a CSV from laptime or elsewhere, or a stored "
+                                     "benchmark or import")
+    p.add_argument("--times",
+                   help="CSV with columns algorithm, workload, study, trial, time_to_target (inf = missed); optional "
+                        "steps_to_target, robust_time_to_target, eval_index_to_target")
+    p.add_argument("--db", help="results database: score its latest benchmark or import (or --run ID)")
+    p.add_argument("--run", type=int, help="with --db: the run id to score (default: the latest)")
+    p.add_argument("--force", action="store_true", help="with --db: score trials from different hardware/workload "
+                                                        "versions")
+    p.add_argument("--trial-choice", choices=("fastest", "algoperf"), default="fastest", help=_TRIAL_CHOICE_HELP)
+    p.add_argument("--tau-points", type=int, default=None, metavar="N", help=_TAU_POINTS_HELP)
     p.add_argument("--tau-max", type=float, default=4.0, help="upper end of the performance profile (default 4)")
     p.add_argument("--baseline", help="algorithm to report speedups against")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
@@ -661,6 +764,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score the raw time_to_target column (auto, time), robust_time_to_target (robust) or "
                         "steps_to_target (steps)")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("import", help="import results from another benchmark's logs")
+    isub = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    q = isub.add_parser("algoperf", help="AlgoPerf's experiment logs (eval_measurements.csv per trial) -> one run "
+                                         "per ruleset, scored and reported like a benchmark")
+    q.add_argument("logdir", metavar="LOGDIR",
+                   help="the tree root (holding external_tuning/, self_tuning/), one ruleset folder or one "
+                        "submission folder (holding study_K/)")
+    q.add_argument("--targets", default=None, metavar="v0.5|v0.6|FILE",
+                   help="AlgoPerf target table: built-in v0.5 or v0.6 (default v0.6, the latest), or a "
+                        "workload_targets JSON file")
+    q.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
+    q.add_argument("--ruleset", choices=("external", "self"),
+                   help="import only this ruleset (tree root), or name the ruleset of a folder whose name does not")
+    q.add_argument("--budget-factor", type=float, default=None, metavar="F",
+                   help="a trial's budget is F × its max_allowed_runtime_sec (default: 1 for external tuning; "
+                        "self-tuning: 3 with v0.5 targets, 1.5 from v0.6); a target met later does not count")
+    q.add_argument("--workloads", choices=("scored", "all"), default="scored",
+                   help="scored (default): the target table's base workloads and held-out variants, as AlgoPerf "
+                        "scores them; all: every workload the table knows (other variants are gated too)")
+    q.add_argument("--name-from", choices=("folder", "path"), default="folder",
+                   help="algorithm name: the submission folder's name (default) or its path below LOGDIR "
+                        "(e.g. self_tuning/baseline)")
+    q.add_argument("--strict", action="store_true", help="store nothing if any folder cannot be imported")
+    q.add_argument("--json", action="store_true", help="machine-readable summary")
+    q.set_defaults(func=cmd_import)
 
     from laptime.data import cli as data_cli
 

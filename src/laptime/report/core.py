@@ -203,6 +203,20 @@ def unit_label(column: str) -> str:
     return "steps" if column == "steps_to_target" else "s"
 
 
+def trial_choice_text(score: ScoreReport) -> str:
+    """Which trial of each study counts, in words."""
+    if score.trial_choice == "algoperf":
+        return "the trial that met the target at the earliest eval (AlgoPerf's choice, not always the fastest)"
+    return "the fastest trial"
+
+
+def integral_text(score: ScoreReport) -> str:
+    """How the profile is integrated, in words ('' for the exact integral)."""
+    if score.tau_points is None:
+        return ""
+    return f"the trapezoid rule on {score.tau_points} evenly spaced τ (as AlgoPerf's scoring code)"
+
+
 def reached_counts(score: ScoreReport) -> dict[str, int]:
     """Per algorithm, how many scored workloads have a finite (gated) time."""
     return {a: sum(1 for w in score.workloads if math.isfinite(score.times.get(a, {}).get(w, math.inf)))

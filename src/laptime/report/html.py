@@ -26,8 +26,10 @@ from laptime.report.core import (
     fmt_speedup,
     fmt_steps,
     fmt_value,
+    integral_text,
     last_line,
     reached_counts,
+    trial_choice_text,
     unit_label,
 )
 from laptime.report.plots import PALETTE, CurveSeries, curves_svg, profile_svg
@@ -227,7 +229,7 @@ def _times_table(report: Report, colors: dict[str, str]) -> str:
         '<div class="scroll"><table class="times">'
         f"<thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         f'<p class="note">Time to target in {esc(what)} ({esc(unit)}): the median over studies of each study\'s '
-        f"fastest trial; {INF_TEXT} = target missed. Small print: the ratio to the fastest algorithm on that "
+        f"{esc(trial_choice_text(s).removeprefix('the '))}; {INF_TEXT} = target missed. Small print: the ratio to the fastest algorithm on that "
         "workload (bold = fastest).</p></section>"
     )
 
@@ -474,8 +476,8 @@ def _explain(report: Report) -> str:
         "seconds at one reference cost per workload (the median over the trials scored together). In "
         "step-budget mode, outcomes and steps to target do not depend on the machine's speed at all.</p>"
         "<ol>"
-        "<li><b>One time per algorithm and workload.</b> Within each study (one tuning run) only the fastest "
-        "trial counts; the workload's time is the median of those over studies.</li>"
+        "<li><b>One time per algorithm and workload.</b> Within each study (one tuning run) only "
+        f"{esc(trial_choice_text(s))} counts; the workload's time is the median of those over studies.</li>"
         "<li><b>Ratios to the fastest.</b> Every time is divided by the best time any algorithm in this report "
         f"achieved on that workload: 1 means fastest, 2 means twice as slow, {INF_TEXT} means missed.</li>"
         "<li><b>Performance profile.</b> ρ(τ) is the share of workloads on which an algorithm's ratio is at "
@@ -483,7 +485,8 @@ def _explain(report: Report) -> str:
         "grows.</li>"
         f"<li><b>Score.</b> The area under ρ(τ) between τ = 1 and τ = {t}, divided by {t} − 1, so that the "
         f"score lies between 0 and 1. Being fastest everywhere gives 1; a workload missed, or solved more than "
-        f"{t}× slower than the best, adds nothing.</li>"
+        f"{t}× slower than the best, adds nothing."
+        + (f" The area is computed by {esc(integral_text(s))}." if s.tau_points else "") + "</li>"
         "</ol>"
         + (f"<p>The variant gate is on: a base workload's time counts as {INF_TEXT} for an algorithm that "
            f"misses the target on one of its variants, or is more than {s.max_slowdown:g}× slower there than "

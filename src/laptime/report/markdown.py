@@ -15,7 +15,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from laptime.report.core import DASH, fmt_score, fmt_speedup, fmt_value, reached_counts, unit_label
+from laptime.report.core import (
+    DASH,
+    fmt_score,
+    fmt_speedup,
+    fmt_value,
+    integral_text,
+    reached_counts,
+    trial_choice_text,
+    unit_label,
+)
 
 if TYPE_CHECKING:
     from laptime.report.core import Report
@@ -60,8 +69,8 @@ def render_markdown(report: Report) -> str:
             "robust_time_to_target": "robust seconds of submission time to target (contention discounted)"}.get(
         s.column, "raw seconds of submission time to target")
     foot = (f"Score: normalised area under the performance profile for τ in [1, {s.tau_max:g}] "
-            f"(1 = fastest on every workload). Times: {what}, median over studies of each study's fastest "
-            "trial; ∞ = target missed.")
+            f"(1 = fastest on every workload){', by ' + integral_text(s) if s.tau_points else ''}. Times: {what}, "
+            f"median over studies of each study's {trial_choice_text(s).removeprefix('the ')}; ∞ = target missed.")
     if boot is not None:
         noise = f" and timing noise (σ = {boot.timing_noise:.0%})" if boot.timing_noise else ""
         foot += f" CI: {conf} bootstrap over studies{noise} ({boot.n_resamples} resamples)."

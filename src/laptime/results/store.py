@@ -22,6 +22,8 @@ trial row and all its eval rows in a single ``BEGIN IMMEDIATE ... COMMIT`` trans
 that goes wrong in between (a metric that is not JSON-serialisable, a full disk, the process being
 killed) rolls the whole trial back, so the store never holds a trial without its evals, and other
 connections never see one half-written: they read the last committed snapshot.
+:meth:`ResultsStore.transaction` groups several writes (a run, its trials and its meta, as
+``laptime import`` stores them) into one such transaction.
 
 Concurrency
 -----------
@@ -223,6 +225,7 @@ class ResultsStore:
         self.memory = str(path) == ":memory:"
         self.path: str = ":memory:" if self.memory else str(pathlib.Path(path).expanduser())
         self._conn: sqlite3.Connection | None = None
+        self._grouped = False  # inside transaction(): writes join it
         if not self.memory:
             target = pathlib.Path(self.path)
             if target.is_dir():
@@ -363,8 +366,13 @@ class ResultsStore:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: takes the write lock up front, commits or rolls back as a whole."""
+        """One write transaction: takes the write lock up front, commits or rolls back as a whole.
+
+        Inside :meth:`transaction` it joins the open transaction instead of starting its own."""
         conn = self.conn
+        if self._grouped:
+            yield conn
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -407,6 +415,23 @@ class ResultsStore:
         return f"ResultsStore({self.path!r}, {state})"
 
     # ---- writing --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[ResultsStore]:
+        """Group several writes into one transaction: all of them are stored, or none.
+
+        ``with store.transaction(): run = store.start_run(...); store.add_trial(run, t); ...``
+        — an exception inside the block rolls every write of the block back (ids handed out inside
+        it are then void). Other connections see nothing of it until it commits. Not re-entrant.
+        """
+        if self._grouped:
+            raise StoreError("a transaction is already open on this results store")
+        with self._write():
+            self._grouped = True
+            try:
+                yield self
+            finally:
+                self._grouped = False
 
     def start_run(self, command: str, meta: dict[str, Any] | None = None) -> int:
         """Record one CLI invocation; returns its id (pass it to :meth:`add_trial`)."""

@@ -26,6 +26,7 @@ from laptime.scoring.core import (
     ScoringError,
     _check_column,
     _check_tau_max,
+    _check_tau_points,
     _gate_array,
     _gate_pairs,
     _median_last,
@@ -91,6 +92,8 @@ def bootstrap_scores(
     variants: Mapping[str, Sequence[str]] | None = None,
     max_slowdown: float = 4.0,
     timing_noise: float = 0.0,
+    trial_choice: str = "fastest",
+    tau_points: int | None = None,
 ) -> BootstrapResult:
     """Bootstrap confidence intervals for benchmark scores and ranks, resampling studies.
 
@@ -99,10 +102,13 @@ def bootstrap_scores(
     on the variant gate: it is applied in every resample and only the base workloads are scored.
     An (algorithm, workload) pair without rows is a miss in every resample.
     The point estimates (``scores``, ``ranks``) use the un-resampled medians, i.e. they equal
-    :func:`~laptime.scoring.core.benchmark_scores` on the (gated) aggregate.
+    :func:`~laptime.scoring.core.benchmark_scores` on the (gated) aggregate. ``trial_choice`` picks
+    each study's trial (see :func:`~laptime.scoring.core.study_bests`); ``tau_points`` the
+    integration (see :func:`~laptime.scoring.core.benchmark_scores`).
     """
     _check_column(column)
     tau_max = _check_tau_max(tau_max)
+    tau_points = _check_tau_points(tau_points)
     n_resamples = int(n_resamples)
     if n_resamples < 1:
         raise ScoringError(f"n_resamples must be >= 1, got {n_resamples}")
@@ -113,7 +119,7 @@ def bootstrap_scores(
     if not 0 <= float(timing_noise) < 1:
         raise ScoringError(f"timing_noise must be in [0, 1), got {timing_noise!r}")
 
-    best = study_bests(rows, column)
+    best = study_bests(rows, column, trial_choice)
     algorithms = sorted(best)
     workloads = sorted({w for ws in best.values() for w in ws})
     rng = np.random.default_rng(seed)
@@ -143,9 +149,9 @@ def bootstrap_scores(
         point = _gate_array(point[:, base_idx], point, pairs, max_slowdown)
         samples = _gate_array(samples[:, :, base_idx], samples, pairs, max_slowdown)
 
-    point_scores = _scores_from_ratios(_ratios_array(point), tau_max)
+    point_scores = _scores_from_ratios(_ratios_array(point), tau_max, tau_points)
     point_ranks = _ranks_array(point_scores)
-    score_samples = _scores_from_ratios(_ratios_array(samples), tau_max)
+    score_samples = _scores_from_ratios(_ratios_array(samples), tau_max, tau_points)
     rank_samples = _ranks_array(score_samples)
 
     alpha = (1 - confidence) / 2

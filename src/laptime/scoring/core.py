@@ -49,6 +49,8 @@ __all__ = [
     "reference_costs",
     "workload_key",
     "median",
+    "TRIAL_CHOICES",
+    "eval_index_to_target",
     "study_bests",
     "aggregate",
     "algorithms_and_workloads",
@@ -80,6 +82,11 @@ Times = dict[str, dict[str, float]]
 #: Absolute tolerance under which two scores count as tied when ranking.
 RANK_TIE_TOL = 1e-12
 
+#: How each study's trial is chosen: ``fastest`` (laptime: the smallest value of the scored column)
+#: or ``algoperf`` (AlgoPerf's scoring code: the trial that met the target at the earliest *eval
+#: index*, which is not the fastest one when trials evaluate at different times).
+TRIAL_CHOICES = ("fastest", "algoperf")
+
 
 class ScoringError(ValueError):
     """Bad input to scoring (malformed rows or files, incomparable trials, bad parameters)."""
@@ -100,6 +107,9 @@ class TimeRow:
     time_to_target: float = math.inf
     steps_to_target: float = math.inf
     robust_time_to_target: float = math.inf
+    #: Position (0-based) of the first eval that met the target, or ``None`` (a miss, or unknown).
+    #: Only read by the ``algoperf`` trial choice (:func:`study_bests`).
+    eval_index_to_target: int | None = None
 
 
 RowLike = Union[TimeRow, TrialRecord, Mapping[str, Any], Sequence[Any]]
@@ -209,9 +219,29 @@ def rows_from_records(records: Iterable[TrialRecord], column: str = "time_to_tar
                 time_to_target=t,
                 steps_to_target=s,
                 robust_time_to_target=robust,
+                eval_index_to_target=eval_index_to_target(r),
             )
         )
     return rows
+
+
+def eval_index_to_target(record: TrialRecord) -> int | None:
+    """Position (0-based) in ``record.evals`` of the eval at which a reached trial met its target.
+
+    ``record.measurement["eval_index_to_target"]`` when the record carries it (imported trials do);
+    else the first eval at ``steps_to_target`` (the runner stops at the first eval that meets the
+    target, so that is the one). ``None`` when the trial did not reach its target or its evals are
+    not loaded.
+    """
+    if Outcome(record.outcome) is not Outcome.REACHED:
+        return None
+    stored = (record.measurement or {}).get("eval_index_to_target")
+    if stored is not None:
+        return int(stored)
+    for i, ev in enumerate(record.evals):
+        if record.steps_to_target is not None and ev.step == record.steps_to_target:
+            return i
+    return None
 
 
 _TUPLE_FIELDS = ("algorithm", "workload", "study", "trial", "time_to_target", "steps_to_target",
@@ -241,6 +271,7 @@ def as_time_rows(rows: Iterable[RowLike], column: str = "time_to_target") -> lis
                     _clean_value(row.time_to_target, "time_to_target", where),
                     _clean_value(row.steps_to_target, "steps_to_target", where),
                     _clean_value(row.robust_time_to_target, "robust_time_to_target", where),
+                    _clean_index(row.eval_index_to_target, where),
                 )
             )
             continue
@@ -252,6 +283,7 @@ def as_time_rows(rows: Iterable[RowLike], column: str = "time_to_target") -> lis
             if column not in row:
                 raise ScoringError(f"{where}: no {column!r} in {dict(row)!r}")
             fields = {k: row.get(k) for k in _TUPLE_FIELDS}
+            fields["eval_index_to_target"] = row.get("eval_index_to_target")
         elif isinstance(row, Sequence) and not isinstance(row, (str, bytes)):
             if not 5 <= len(row) <= 7:
                 raise ScoringError(
@@ -262,7 +294,7 @@ def as_time_rows(rows: Iterable[RowLike], column: str = "time_to_target") -> lis
                 raise ScoringError(f"{where}: tuple has no steps_to_target (6th item)")
             if column == "robust_time_to_target" and len(row) < 7:
                 raise ScoringError(f"{where}: tuple has no robust_time_to_target (7th item)")
-            fields = dict.fromkeys(_TUPLE_FIELDS)
+            fields = dict.fromkeys((*_TUPLE_FIELDS, "eval_index_to_target"))
             fields.update(zip(_TUPLE_FIELDS, row))
         else:
             raise ScoringError(f"{where}: cannot read a row from {type(row).__name__}")
@@ -275,9 +307,22 @@ def as_time_rows(rows: Iterable[RowLike], column: str = "time_to_target") -> lis
                 time_to_target=_clean_value(fields["time_to_target"], "time_to_target", where),
                 steps_to_target=_clean_value(fields["steps_to_target"], "steps_to_target", where),
                 robust_time_to_target=_clean_value(fields["robust_time_to_target"], "robust_time_to_target", where),
+                eval_index_to_target=_clean_index(fields["eval_index_to_target"], where),
             )
         )
     return out
+
+
+def _clean_index(value: Any, where: str) -> int | None:
+    """An eval index: ``None``, ``""`` or ``inf`` -> ``None`` (a miss, or unknown), else an integer >= 0."""
+    if value is None or value == "":
+        return None
+    v = _clean_value(value, "eval_index_to_target", where)
+    if math.isinf(v):
+        return None
+    if not v.is_integer():
+        raise ScoringError(f"{where}: eval_index_to_target {value!r} is not an integer")
+    return int(v)
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,20 +354,52 @@ def _median_last(a: np.ndarray) -> np.ndarray:
     return (s[..., n // 2 - 1] + s[..., n // 2]) / 2
 
 
-def study_bests(
-    rows: Iterable[RowLike], column: str = "time_to_target"
-) -> dict[str, dict[str, dict[int, float]]]:
-    """Best trial per study: ``best[algorithm][workload][study] = min over trials of column``.
+def _check_trial_choice(trial_choice: str) -> None:
+    if trial_choice not in TRIAL_CHOICES:
+        raise ScoringError(f"unknown trial choice {trial_choice!r}; expected one of {', '.join(TRIAL_CHOICES)}")
 
-    The best trial is the one with the smallest time (or step count) to the target — chosen by
-    value, not by trial order or eval index (AlgoPerf's defect).  A study where every trial
-    missed has best ``inf``.
+
+def study_bests(
+    rows: Iterable[RowLike], column: str = "time_to_target", trial_choice: str = "fastest"
+) -> dict[str, dict[str, dict[int, float]]]:
+    """The chosen trial's value per study: ``best[algorithm][workload][study]``.
+
+    ``trial_choice="fastest"`` (laptime's rule): the smallest value of ``column`` among the
+    study's trials — chosen by value, not by trial order or eval index.
+
+    ``trial_choice="algoperf"`` (AlgoPerf's scoring code, to reproduce published numbers): the
+    trial that met the target at the smallest eval index (``TimeRow.eval_index_to_target``; ties go
+    to the smaller trial number), whatever its time — so a trial that evaluates more often, or
+    whose first evals come later, can be chosen over a faster one. Every reached row must then know
+    its eval index.
+
+    A study where every trial missed has best ``inf``.
     """
+    _check_trial_choice(trial_choice)
     best: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
-    for row in as_time_rows(rows, column):
+    if trial_choice == "fastest":
+        for row in as_time_rows(rows, column):
+            v = getattr(row, column)
+            cell = best[row.algorithm][row.workload]
+            cell[row.study] = min(v, cell.get(row.study, math.inf))
+        return {a: {w: dict(s) for w, s in ws.items()} for a, ws in best.items()}
+    chosen: dict[tuple[str, str, int], tuple[float, int, float]] = {}
+    for i, row in enumerate(as_time_rows(rows, column)):
         v = getattr(row, column)
-        cell = best[row.algorithm][row.workload]
-        cell[row.study] = min(v, cell.get(row.study, math.inf))
+        if math.isinf(v):
+            key = (math.inf, row.trial, v)
+        else:
+            if row.eval_index_to_target is None:
+                raise ScoringError(
+                    f"row {i} ({row.algorithm} on {row.workload}, study {row.study}, trial {row.trial}) reached "
+                    "the target but its eval index is unknown: AlgoPerf's trial choice needs it (load the "
+                    "trials with their evals, or give an eval_index_to_target column)")
+            key = (row.eval_index_to_target, row.trial, v)
+        cell_key = (row.algorithm, row.workload, row.study)
+        if cell_key not in chosen or key[:2] < chosen[cell_key][:2]:
+            chosen[cell_key] = key
+    for (a, w, s), (_, _, v) in chosen.items():
+        best[a][w][s] = v
     return {a: {w: dict(s) for w, s in ws.items()} for a, ws in best.items()}
 
 
@@ -338,16 +415,17 @@ def _fill(times: Mapping[str, Mapping[str, float]]) -> Times:
     return {a: {w: float(times[a].get(w, math.inf)) for w in workloads} for a in algorithms}
 
 
-def aggregate(rows: Iterable[RowLike], column: str = "time_to_target") -> Times:
+def aggregate(rows: Iterable[RowLike], column: str = "time_to_target", trial_choice: str = "fastest") -> Times:
     """Trial rows -> times table, generic over the value ``column``.
 
     ``t[a, w] = median over studies s of ( min over trials i in s of value[a, w, s, i] )``
+    (``trial_choice="algoperf"``: of the trial AlgoPerf's code picks, see :func:`study_bests`)
 
     with misses as ``inf`` (see :func:`median` for the even-count rule).  The table is complete:
     an algorithm with no rows for a workload some other algorithm ran gets ``inf`` there.
     Use ``column="steps_to_target"`` for steps-to-target scoring.
     """
-    best = study_bests(rows, column)
+    best = study_bests(rows, column, trial_choice)
     times = {a: {w: median(s.values()) for w, s in ws.items()} for a, ws in best.items()}
     return _fill(times)
 
@@ -384,11 +462,18 @@ def _ratios_array(t: np.ndarray) -> np.ndarray:
     return r
 
 
-def _scores_from_ratios(r: np.ndarray, tau_max: float) -> np.ndarray:
-    """Exact ``B = 1/(tau_max-1) * integral_1^tau_max rho(tau) dtau`` along the workload axis (-1)."""
+def _scores_from_ratios(r: np.ndarray, tau_max: float, tau_points: int | None = None) -> np.ndarray:
+    """``B = 1/(tau_max-1) * integral_1^tau_max rho(tau) dtau`` along the workload axis (-1).
+
+    Exact by default; with ``tau_points`` the trapezoid rule on that many evenly spaced taus, as
+    AlgoPerf's scoring code integrates (with 100 points), to reproduce its published numbers."""
     n_workloads = r.shape[-1]
     if n_workloads == 0:
         return np.zeros(r.shape[:-1])
+    if tau_points is not None:
+        taus = np.linspace(1.0, tau_max, tau_points)
+        rho = (r[..., None, :] <= taus[:, None]).sum(axis=-1) / n_workloads  # (..., points)
+        return np.trapezoid(rho, taus, axis=-1) / (tau_max - 1.0)
     with np.errstate(invalid="ignore"):
         area = np.where(r <= tau_max, (tau_max - np.maximum(r, 1.0)) / (tau_max - 1.0), 0.0)
     return area.sum(axis=-1) / n_workloads
@@ -398,6 +483,14 @@ def _ranks_array(scores: np.ndarray) -> np.ndarray:
     """Competition ranks along the last axis: ``1 + #(others with a strictly higher score)``."""
     higher = scores[..., None, :] > scores[..., :, None] + RANK_TIE_TOL
     return 1 + higher.sum(axis=-1)
+
+
+def _check_tau_points(tau_points: int | None) -> int | None:
+    if tau_points is None:
+        return None
+    if isinstance(tau_points, bool) or not isinstance(tau_points, (int, np.integer)) or tau_points < 2:
+        raise ScoringError(f"tau_points must be an integer >= 2 (or None for the exact integral), got {tau_points!r}")
+    return int(tau_points)
 
 
 def _check_tau_max(tau_max: float) -> float:
@@ -444,7 +537,8 @@ def performance_profiles(
     return {a: counts[i] / len(workloads) for i, a in enumerate(algorithms)}
 
 
-def benchmark_scores(times: Mapping[str, Mapping[str, float]], tau_max: float = 4.0) -> dict[str, float]:
+def benchmark_scores(times: Mapping[str, Mapping[str, float]], tau_max: float = 4.0,
+                     tau_points: int | None = None) -> dict[str, float]:
     """Benchmark scores ``B_s = 1/(tau_max - 1) * integral_1^tau_max rho_s(tau) dtau``, computed exactly.
 
     ``rho_s`` is a step function, so the integral is a sum over workloads: a workload with ratio
@@ -452,11 +546,13 @@ def benchmark_scores(times: Mapping[str, Mapping[str, float]], tau_max: float = 
     (a miss, ``r = inf``, adds 0; ``r = tau_max`` adds 0 area though it counts in
     ``rho(tau_max)``).  ``|W|`` is every workload in the table.  Scores lie in ``[0, 1]``; 1 means
     fastest (or tied fastest) on every workload.  Scores are relative to the algorithms scored
-    together.
+    together.  ``tau_points`` swaps the exact integral for the trapezoid rule on that many evenly
+    spaced taus (AlgoPerf's scoring code uses 100), which reproduces AlgoPerf's published scores.
     """
     tau_max = _check_tau_max(tau_max)
+    tau_points = _check_tau_points(tau_points)
     algorithms, workloads = algorithms_and_workloads(times)
-    s = _scores_from_ratios(_ratios_array(_to_array(times, algorithms, workloads)), tau_max)
+    s = _scores_from_ratios(_ratios_array(_to_array(times, algorithms, workloads)), tau_max, tau_points)
     return {a: float(s[i]) for i, a in enumerate(algorithms)}
 
 

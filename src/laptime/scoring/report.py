@@ -29,6 +29,9 @@ from laptime.scoring.core import (
     speedups,
     variants_from_workloads,
     _check_tau_max,
+    _check_tau_points,
+    _check_trial_choice,
+    _clean_index,
 )
 
 __all__ = ["REQUIRED_CSV_COLUMNS", "read_times_csv", "ScoreReport", "score_table", "score_records"]
@@ -72,8 +75,8 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
     """Read trial rows from a CSV file with a header row.
 
     Required columns (any order, names case-insensitive): ``algorithm, workload, study, trial,
-    time_to_target``; optional ``steps_to_target`` and ``robust_time_to_target`` columns are read too; other columns are
-    ignored.  Values: ``inf``, ``Infinity`` (any case, optional ``+``) and an empty cell mean a
+    time_to_target``; optional ``steps_to_target``, ``robust_time_to_target`` and ``eval_index_to_target``
+    (for AlgoPerf's trial choice; empty = unknown) columns are read too; other columns are ignored.  Values: ``inf``, ``Infinity`` (any case, optional ``+``) and an empty cell mean a
     miss (``inf``); an empty ``study``/``trial`` is 0.  Blank lines are skipped.
     Raises :class:`ScoringError` (with the file's line number) for a missing file, an empty file
     or one with a header but no rows, a missing column, a wrong number of fields, an empty
@@ -103,7 +106,8 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
                 f"(header has: {', '.join(header)})"
             )
         optional = ("steps_to_target", "robust_time_to_target")
-        col = {c: header.index(c) for c in (*REQUIRED_CSV_COLUMNS, *optional) if c in header}
+        col = {c: header.index(c) for c in (*REQUIRED_CSV_COLUMNS, *optional, "eval_index_to_target")
+               if c in header}
         rows: list[TimeRow] = []
         for raw in reader:
             line = reader.line_num
@@ -119,6 +123,9 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
                 raise ScoringError(f"{p}, line {line}: workload is empty")
             extra = {name: _parse_value(raw[col[name]], name, line, p) if name in col else math.inf
                      for name in optional}
+            if "eval_index_to_target" in col:
+                extra["eval_index_to_target"] = _clean_index(raw[col["eval_index_to_target"]].strip(),
+                                                             f"{p}, line {line}")
             rows.append(
                 TimeRow(
                     algorithm=alg,
@@ -167,7 +174,9 @@ class ScoreReport:
       :func:`~laptime.scoring.core.benchmark_scores`, :func:`~laptime.scoring.core.rank_scores`;
     - ``variants``: the base -> variants mapping the gate used (``None`` = gate off);
     - ``baseline``/``speedups``/``geomean_speedups``: only when a baseline was given;
-    - ``bootstrap``: only when ``n_bootstrap > 0``.
+    - ``bootstrap``: only when ``n_bootstrap > 0``;
+    - ``trial_choice``: how each study's trial was chosen (``fastest`` or ``algoperf``);
+    - ``tau_points``: ``None`` (the exact integral) or the number of taus of the trapezoid rule.
     """
 
     algorithms: list[str]
@@ -185,6 +194,8 @@ class ScoreReport:
     speedups: Times | None = None
     geomean_speedups: dict[str, float] | None = None
     bootstrap: BootstrapResult | None = None
+    trial_choice: str = "fastest"
+    tau_points: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict.  Shape::
@@ -196,7 +207,8 @@ class ScoreReport:
                                    ["score_ci": [lo, hi], "rank_ci": [lo, hi]]}},
              "workloads": [...], "tau_max": float, "column": str,
              "variant_gate": null | {"max_slowdown": float, "variants": {base: [variant, ...]}},
-             "baseline": str | null, ["bootstrap": {"n_resamples", "seed", "confidence"}]}
+             "baseline": str | null, "trial_choice": "fastest" | "algoperf", "tau_points": int | null,
+             ["bootstrap": {"n_resamples", "seed", "confidence"}]}
 
         Infinity is encoded as the string ``"inf"`` and NaN (e.g. a speedup where both missed)
         as ``null``, so the output is strict JSON.  ``algorithms`` keeps best-first order.
@@ -225,6 +237,8 @@ class ScoreReport:
             if self.variants is None
             else {"max_slowdown": self.max_slowdown, "variants": {b: list(v) for b, v in self.variants.items()}},
             "baseline": self.baseline,
+            "trial_choice": self.trial_choice,
+            "tau_points": self.tau_points,
         }
         if self.bootstrap is not None:
             out["bootstrap"] = {
@@ -261,6 +275,10 @@ class ScoreReport:
         foot = f"tau_max = {self.tau_max:g}; {self.column} in {unit}; inf = target missed"
         if self.variants is not None:
             foot += f"; variant gate on (max slowdown {self.max_slowdown:g}x)"
+        if self.trial_choice == "algoperf":
+            foot += "; per study the trial that met the target at the earliest eval (AlgoPerf's choice)"
+        if self.tau_points is not None:
+            foot += f"; profile integrated by the trapezoid rule on {self.tau_points} taus"
         lines.append(foot)
         return "\n".join(lines)
 
@@ -296,6 +314,8 @@ def score_table(
     seed: int = 0,
     confidence: float = 0.95,
     timing_noise: float | None = None,
+    trial_choice: str = "fastest",
+    tau_points: int | None = None,
 ) -> ScoreReport:
     """Score trial rows: aggregate -> (variant gate) -> ratios -> scores -> ranks.
 
@@ -308,17 +328,24 @@ def score_table(
     - ``baseline``: also compute :func:`~laptime.scoring.core.speedups` and their geometric means;
     - ``n_bootstrap > 0``: add :func:`~laptime.scoring.bootstrap.bootstrap_scores` intervals;
       ``timing_noise`` is their measurement noise (relative σ of each time; default
-      :data:`ROBUST_TIME_NOISE` for the robust time, 0 for raw times and steps).
+      :data:`ROBUST_TIME_NOISE` for the robust time, 0 for raw times and steps);
+    - ``trial_choice``: ``"fastest"`` (laptime: each study's fastest trial) or ``"algoperf"`` (the
+      trial that met the target at the earliest eval index, as AlgoPerf's scoring code picks it;
+      see :func:`~laptime.scoring.core.study_bests`);
+    - ``tau_points``: ``None`` (default) integrates the performance profile exactly; ``N`` uses the
+      trapezoid rule on ``N`` evenly spaced taus, as AlgoPerf's scoring code does with 100.
     """
     tau_max = _check_tau_max(tau_max)
+    tau_points = _check_tau_points(tau_points)
+    _check_trial_choice(trial_choice)
     rows = as_time_rows(rows, column)
     if not rows:
         raise ScoringError("no trial rows to score")
-    raw = aggregate(rows, column)
+    raw = aggregate(rows, column, trial_choice)
     all_workloads = sorted({w for ws in raw.values() for w in ws})
     gate = _resolve_variants(variants, all_workloads)
     times = apply_variant_gate(raw, None, gate, max_slowdown) if gate is not None else raw
-    scores = benchmark_scores(times, tau_max)
+    scores = benchmark_scores(times, tau_max, tau_points)
     ranks = rank_scores(scores)
     workloads = sorted({w for ws in times.values() for w in ws})
     algorithms = sorted(times, key=lambda a: (ranks[a], a))
@@ -332,7 +359,7 @@ def score_table(
             timing_noise = ROBUST_TIME_NOISE if column == "robust_time_to_target" else 0.0
         boot = bootstrap_scores(
             rows, n_bootstrap, seed, tau_max, confidence, column, variants=gate, max_slowdown=max_slowdown,
-            timing_noise=timing_noise,
+            timing_noise=timing_noise, trial_choice=trial_choice, tau_points=tau_points,
         )
     return ScoreReport(
         algorithms=algorithms,
@@ -350,6 +377,8 @@ def score_table(
         speedups=sp,
         geomean_speedups=gm,
         bootstrap=boot,
+        trial_choice=trial_choice,
+        tau_points=tau_points,
     )
 
 
