@@ -113,6 +113,7 @@ class TrialPlan:
     trial_index: int | None = None
     budget_factor: float = 1.0
     budget_mode: str = "time"
+    batch_size: int | None = None  # overrides the algorithm's get_batch_size (laptime run/bench --batch-size)
 
     def key(self, algorithm_hash: str = "", workload_version: str = "", device_type: str = "",
             threads: int | None = None) -> str:
@@ -121,7 +122,10 @@ class TrialPlan:
         ``threads`` (torch's intra-op threads) is part of it: the thread count changes a CPU
         trial's numbers, so a trial run with another count is another trial.
         """
-        payload = json.dumps({**dataclasses.asdict(self), "algorithm_hash": algorithm_hash,
+        fields = dataclasses.asdict(self)
+        if fields["batch_size"] is None:  # keys of plans without an override stay what they were
+            del fields["batch_size"]
+        payload = json.dumps({**fields, "algorithm_hash": algorithm_hash,
                               "workload_version": workload_version, "device_type": device_type,
                               "threads": threads},
                              sort_keys=True, default=str)

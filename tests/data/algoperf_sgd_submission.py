@@ -1,12 +1,14 @@
-"""A minimal AlgoPerf-style PyTorch submission (module-level functions, `from algoperf import spec`),
-written the way AlgoPerf's reference submissions are, to test laptime's adapter."""
+"""Test data for laptime's AlgoPerf adapter: a minimal submission that declares ``train_state`` (and
+expects it) and ends training itself with ``spec.TrainingCompleteError`` after 40 steps. SGD."""
 
 import torch
 from algoperf import spec
 
 
 def get_batch_size(workload_name):
-    return {"mnist1d": 128}.get(workload_name.split("/")[0], 64)
+    if workload_name == "mnist":
+        return 128
+    raise ValueError(f"Unsupported workload name: {workload_name}.")
 
 
 def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
@@ -18,8 +20,8 @@ def init_optimizer_state(workload, model_params, model_state, hyperparameters, r
 
 def update_params(workload, current_param_container, current_params_types, model_state, hyperparameters, batch,
                   loss_type, optimizer_state, eval_results, global_step, rng, train_state=None):
-    del current_params_types, loss_type, eval_results, train_state
-    assert isinstance(spec.ParameterType.WEIGHT, object)
+    del current_params_types, loss_type, eval_results
+    assert train_state is not None and train_state["global_step"] == global_step
     current_param_container.train()
     optimizer = optimizer_state["optimizer"]
     optimizer.zero_grad()

@@ -11,6 +11,7 @@ from laptime.api.types import (
     Hyperparameters,
     LossType,
     ParameterType,
+    ShapeTuple,
     TrainingComplete,
 )
 from laptime.api.workload import Target, Workload, WorkloadSpec
@@ -23,6 +24,7 @@ __all__ = [
     "Hyperparameters",
     "LossType",
     "ParameterType",
+    "ShapeTuple",
     "Target",
     "TrainingComplete",
     "Workload",

@@ -111,6 +111,14 @@ class Algorithm:
         return next(input_queue)
 
     # --- laptime extras -------------------------------------------------------------------
+    def batch_size_for(self, workload: "Workload") -> int:
+        """The batch size the runner uses on ``workload``: ``get_batch_size(workload.spec.key)``.
+
+        The AlgoPerf adapter overrides it to ask a submission about the workload's nearest AlgoPerf
+        workload (``workload.algoperf_workload``), the only names submissions know.
+        """
+        return self.get_batch_size(workload.spec.key)
+
     def optimizer_state_dict(self, optimizer_state: OptimizerState) -> dict[str, Any]:
         """A checkpointable form of ``optimizer_state`` (tensors, numbers, containers of them).
 

@@ -60,6 +60,29 @@ class ParameterType(enum.Enum):
         return self in (ParameterType.BIAS, ParameterType.ATTENTION_BIAS)
 
 
+class ShapeTuple:
+    """A parameter's shape, as :attr:`Workload.param_shapes` gives it (AlgoPerf's ``spec.ShapeTuple``).
+
+    A wrapper rather than a bare tuple so that tree utilities do not descend into the shape.
+    """
+
+    __slots__ = ("shape_tuple",)
+
+    def __init__(self, shape_tuple):
+        self.shape_tuple = tuple(shape_tuple)
+
+    def __repr__(self) -> str:
+        return f"ShapeTuple({self.shape_tuple})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ShapeTuple):
+            return self.shape_tuple == other.shape_tuple
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.shape_tuple)
+
+
 class TrainingComplete(Exception):
     """Raised by an algorithm (from ``update_params``) to end training; one final eval follows.
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from laptime.api.types import Batch, ForwardPassMode, LossType, ParameterType
+from laptime.api.types import Batch, ForwardPassMode, LossType, ParameterType, ShapeTuple
 
 Direction = Literal["max", "min"]
 
@@ -117,6 +117,14 @@ class Workload(abc.ABC):
     #: Names of the ``laptime.data`` sources this workload reads; they are made ready (copied from a
     #: local source or downloaded, md5-checked) before any trial starts.
     datasets: Sequence[str] = ()
+    #: The nearest AlgoPerf workload (e.g. ``"mnist"``): the name an AlgoPerf submission's
+    #: ``get_batch_size`` is asked about, since submissions only know AlgoPerf's names
+    #: (``docs/algoperf.md`` gives the mapping and its reasons). ``None``: ask with laptime's key.
+    algoperf_workload: str | None = None
+    #: The reference batch size per configuration (the one the targets were calibrated with;
+    #: ``"default"`` for configurations not listed): used when an algorithm has no batch size for
+    #: this workload (an AlgoPerf submission that does not know :attr:`algoperf_workload`).
+    default_batch_sizes: Mapping[str, int] = {"default": 128}
 
     def __init__(self, variant: str | None = None, config: str | None = None, device: str | torch.device = "cpu"):
         variant = variant or self.variants[0]
@@ -133,6 +141,11 @@ class Workload(abc.ABC):
         self.config = config
         self.device = torch.device(device)
         self._param_types: dict[str, ParameterType] | None = None
+        self._param_shapes: dict[str, ShapeTuple] | None = None
+        self._output_params: frozenset[str] | None = None
+        #: AlgoPerf's logger slot: ``None`` or an object with ``append_scalar_metrics(metrics,
+        #: global_step)``; the AlgoPerf adapter attaches a no-op one (see :meth:`attach_metrics_logger`).
+        self.metrics_logger: Any = None
         self._step_hint_override: int | None = None
         self._warmed_up_batch: int | None = None  # the batch size warm_up last ran with
 
@@ -186,6 +199,24 @@ class Workload(abc.ABC):
     def num_train_examples(self) -> int:
         return self.spec.num_train_examples
 
+    @property
+    def num_validation_examples(self) -> int:
+        return self.spec.num_validation_examples
+
+    @property
+    def num_test_examples(self) -> int:
+        return self.spec.num_test_examples
+
+    @property
+    def default_batch_size(self) -> int:
+        """The reference batch size of this configuration (:attr:`default_batch_sizes`)."""
+        sizes = self.default_batch_sizes
+        return int(sizes.get(self.config, sizes.get("default", 128)))
+
+    def attach_metrics_logger(self, metrics_logger: Any) -> None:
+        """Set :attr:`metrics_logger` (AlgoPerf's name; submissions log through it)."""
+        self.metrics_logger = metrics_logger
+
     def has_reached_validation_target(self, eval_result: Mapping[str, float]) -> bool:
         return self.target.reached(eval_result[f"validation/{self.target_metric_name}"], "validation")
 
@@ -207,6 +238,8 @@ class Workload(abc.ABC):
         torch.manual_seed(int(rng))
         model = self.build_model().to(self.device)
         self._param_types = self.parameter_types(model)
+        self._param_shapes = {name: ShapeTuple(p.shape) for name, p in model.named_parameters()}
+        self._output_params = frozenset(self.output_parameter_names(model))
         return model, None
 
     def parameter_types(self, model: nn.Module) -> dict[str, ParameterType]:
@@ -219,6 +252,31 @@ class Workload(abc.ABC):
             raise RuntimeError("model_params_types is known after init_model_fn()")
         return self._param_types
 
+    @property
+    def param_shapes(self) -> dict[str, ShapeTuple]:
+        """Every parameter's shape by name, as AlgoPerf's PyTorch workloads give it."""
+        if self._param_shapes is None:
+            raise RuntimeError("param_shapes is known after init_model_fn()")
+        return self._param_shapes
+
+    def output_parameter_names(self, model: nn.Module) -> list[str]:
+        """The output layer's parameters: those of the last ``nn.Linear`` (in registration order),
+        else of the last module that owns parameters. Override when the head is elsewhere."""
+        owners = [(name, module) for name, module in model.named_modules()
+                  if any(True for _ in module.parameters(recurse=False))]
+        linear = [(name, module) for name, module in owners if isinstance(module, nn.Linear)]
+        chosen = (linear or owners)[-1:] if owners else []
+        names = set(dict(model.named_parameters()))  # shared (tied) parameters appear once, under their first name
+        return [full for prefix, module in chosen
+                for local, _ in module.named_parameters(recurse=False)
+                if (full := f"{prefix}.{local}" if prefix else local) in names]
+
+    def is_output_params(self, param_key: str) -> bool:
+        """Whether ``param_key`` names a parameter of the output layer (AlgoPerf's question)."""
+        if self._output_params is None:
+            raise RuntimeError("is_output_params is known after init_model_fn()")
+        return param_key in self._output_params
+
     def model_fn(
         self,
         params: nn.Module,
@@ -227,18 +285,27 @@ class Workload(abc.ABC):
         mode: ForwardPassMode,
         rng: Any = None,
         update_batch_norm: bool = True,
+        dropout_rate: float | None = None,
     ) -> tuple[torch.Tensor, Any]:
         """Forward pass; returns ``(logits, model_state)``.
 
-        ``mode`` picks train/eval behaviour (dropout, batch-norm). With ``update_batch_norm=False``
-        batch-norm layers use their running statistics and leave them unchanged.
+        ``mode`` picks train/eval behaviour (dropout, batch-norm). In train mode with
+        ``update_batch_norm=False`` batch-norm layers normalise with the batch's statistics, as in
+        training, but leave their running statistics unchanged (AlgoPerf's PyTorch meaning); in
+        eval mode they use the running statistics.
+
+        ``dropout_rate`` (AlgoPerf v0.6's argument) is accepted and ignored: in laptime dropout is
+        part of the workload's definition (fixed per variant and configuration, like the rest of
+        the model), so every algorithm trains the same model. Algorithms cannot tune it.
         """
+        del rng, dropout_rate
         model = params
         # by name, so AlgoPerf's own ForwardPassMode (from a ported submission) works too
         training = mode == ForwardPassMode.TRAIN or getattr(mode, "name", None) == "TRAIN"
-        set_train_mode(model, training, update_batch_norm)
+        set_train_mode(model, training)
         inputs = augmented_and_preprocessed_input_batch["inputs"]
-        with self.autocast(), torch.set_grad_enabled(training and torch.is_grad_enabled()):
+        with self.autocast(), torch.set_grad_enabled(training and torch.is_grad_enabled()), \
+                _frozen_batch_norm_statistics(model, training and not update_batch_norm):
             logits = model(inputs)
         return logits, model_state
 
@@ -410,11 +477,24 @@ def infer_parameter_types(model: nn.Module) -> dict[str, ParameterType]:
     return types
 
 
-def set_train_mode(model: nn.Module, training: bool, update_batch_norm: bool = True) -> None:
-    """Put ``model`` in train/eval mode; batch-norm layers stay in eval mode when not updating stats."""
+def set_train_mode(model: nn.Module, training: bool) -> None:
+    """Put ``model`` in train/eval mode."""
     if model.training != training:
         model.train(training)
-    if training and not update_batch_norm:
-        for module in model.modules():
-            if isinstance(module, _BN):
-                module.eval()
+
+
+@contextlib.contextmanager
+def _frozen_batch_norm_statistics(model: nn.Module, freeze: bool):
+    """While active (and ``freeze``), batch-norm layers in train mode normalise with the batch's
+    statistics without updating their running statistics (nor ``num_batches_tracked``)."""
+    if not freeze:
+        yield
+        return
+    layers = [m for m in model.modules() if isinstance(m, _BN) and m.track_running_stats]
+    for m in layers:
+        m.track_running_stats = False  # train mode then passes no running buffers to F.batch_norm
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.track_running_stats = True

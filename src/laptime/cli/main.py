@@ -131,14 +131,33 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- run
 
-def _hyperparameters(algorithm, text: str | None) -> dict[str, Any]:
-    """Self-tuning defaults, overlaid with the user's point (file or inline JSON)."""
+def _search_space(algorithm, path: str | None):
+    """``--search-space FILE`` if given, else the algorithm's own (``None`` without one)."""
+    if path:
+        from laptime.tuning import SearchSpace
+
+        return SearchSpace.load(path)
+    return algorithm.search_space()
+
+
+def _hyperparameters(algorithm, text: str | None, space: Any = "own") -> dict[str, Any]:
+    """Self-tuning defaults, overlaid with the user's point (file or inline JSON).
+
+    An algorithm without self-tuning defaults (an AlgoPerf submission under external tuning) given
+    no point gets the first point of its search space, as AlgoPerf's runner starts its tuning.
+    """
     from laptime.tuning import load_point
 
     hp = dict(algorithm.self_tuning_defaults)
+    if space == "own":
+        space = algorithm.search_space()
+    if not text and not hp and space is not None:
+        point = space.points(1, seed=0)[0]
+        print(f"note: hyperparameters: the first point of {algorithm.name!r}'s search space "
+              f"({json.dumps(point, sort_keys=True)}); --hparams chooses another", file=sys.stderr)
+        return dict(point)
     if text:
         point = load_point(text)
-        space = algorithm.search_space()
         known = set(hp) | set(space.names if space is not None else ())
         unknown = sorted(set(point) - known)
         if known and unknown:
@@ -163,15 +182,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     workload = workloads.create(args.workload, variant=args.variant, config=args.config, device="cpu")
     algorithm = algorithms.resolve(args.algorithm)
-    hp = _hyperparameters(algorithm, args.hparams)
+    hp = _hyperparameters(algorithm, args.hparams, _search_space(algorithm, args.search_space))
     if args.seed < 0:
         raise CLIError("--seed must be >= 0")
+    _check_batch_size(args.batch_size)
     budget_mode = _budget_mode(args.budget, device)
     threads = thread_choice(device, args.threads)
     options = TrialOptions(eval_every_steps=args.eval_every_steps, max_steps=args.max_steps, robust=not args.no_robust)
     plan = TrialPlan(workload=args.workload, algorithm=args.algorithm, hyperparameters=hp, seed=args.seed,
                      variant=workload.variant, config=workload.config, budget_factor=args.budget_factor,
-                     budget_mode=budget_mode)
+                     budget_mode=budget_mode, batch_size=args.batch_size)
     _ensure_data([(args.workload, workload.variant, workload.config)], quiet=args.json)
     db_path = Path(args.db) if args.db else default_store_path()
     show_progress = not args.json and not args.quiet
@@ -198,6 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "budget_mode": record.budget_mode,
         "budget_sec": record.budget_sec,
         "budget_steps": record.budget_steps,
+        "batch_size": record.measurement.get("batch_size"),
         "threads": record.measurement.get("threads", {}).get("threads"),
         "contention": record.measurement.get("contention", {}),
         "target": {"metric": record.target_metric, "direction": record.target_direction,
@@ -232,7 +253,8 @@ def _print_summary(s: dict[str, Any]) -> None:
     rows = [
         ("trial", f"#{s['trial_id']} in {s['db']}"),
         ("workload", s["workload"]),
-        ("algorithm", f"{s['algorithm']}  (seed {s['seed']}, {s['device']}, {s['threads']} thread(s))"),
+        ("algorithm", f"{s['algorithm']}  (seed {s['seed']}, {s['device']}, {s['threads']} thread(s), "
+                      f"batch size {s['batch_size']})"),
         ("outcome", f"[{colour}]{s['outcome']}[/{colour}]"),
         ("time to target", f"{_fmt_seconds(s['time_to_target'])} raw, {_fmt_seconds(s['robust_time_to_target'])} robust"),
         ("steps to target", str(s["steps_to_target"]) if s["steps_to_target"] is not None else "—"),
@@ -254,6 +276,11 @@ def _print_summary(s: dict[str, Any]) -> None:
     if s["error"]:
         console.print("[red]error from the trial:[/red]")
         console.print(s["error"].rstrip().splitlines()[-1])
+
+
+def _check_batch_size(value: int | None) -> None:
+    if value is not None and value < 1:
+        raise CLIError(f"--batch-size must be >= 1, got {value}")
 
 
 def _ensure_data(entries, quiet: bool = False) -> None:
@@ -408,13 +435,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from laptime.execution.plan import thread_choice
     from laptime.runner.threads import parse_policy
     from laptime.scoring import score_records
+    from laptime.algorithms.registry import unique_names
     from laptime.tuning.rulesets import ExternalTuning, SelfTuning, algorithm_entry, plan_trials
     from laptime.workloads.suites import get_suite
 
     suite = get_suite(args.suite)
     registry = default_algorithms()
-    names = args.algorithm or list(BASELINES)
-    entries = [algorithm_entry(name, registry.resolve(name)) for name in names]
+    _check_batch_size(args.batch_size)
+    # leaderboard rows are by name: files sharing one (every AlgoPerf submission.py) are told apart
+    resolved = unique_names([(name, registry.resolve(name)) for name in args.algorithm or list(BASELINES)])
+    names = [name for name, _ in resolved]
+    if args.search_space and len(resolved) != 1:
+        raise CLIError("--search-space sets one algorithm's search space: give a single --algorithm (or put a "
+                       "tuning_search_space.json beside each submission)")
+    entries = [algorithm_entry(name, algorithm) for name, algorithm in resolved]
+    if args.search_space:
+        entries = [(name, _search_space(None, args.search_space), defaults) for name, _, defaults in entries]
     if args.ruleset == "external":
         studies = args.studies if args.studies is not None else 3
         ruleset = ExternalTuning(studies=studies, trials=args.trials)
@@ -428,7 +464,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     budget_mode = _budget_mode(args.budget, resolved[0])
     column = _score_column(args.by, budget_mode)
     threads = parse_policy(args.threads) if args.threads is not None else None
-    plans = [dataclasses.replace(plan, budget_mode=budget_mode)
+    plans = [dataclasses.replace(plan, budget_mode=budget_mode, batch_size=args.batch_size)
              for plan in plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)]
     options = TrialOptions(max_steps=args.max_steps, robust=not args.no_robust)
     _ensure_data(suite.entries, quiet=args.json)
@@ -648,6 +684,12 @@ def _add_measurement_arguments(p: argparse.ArgumentParser) -> None:
                         "the core count or the load; auto: the free cores this process may use)")
     p.add_argument("--no-robust", action="store_true",
                    help="do not measure the robust time (no speed probes between windows of work)")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="train with batch size N instead of asking the algorithm's get_batch_size (recorded with "
+                        "the trial; part of its plan key)")
+    p.add_argument("--search-space", metavar="FILE",
+                   help="the algorithm's search space (AlgoPerf's tuning_search_space.json format), instead of "
+                        "its own or the tuning_search_space.json beside a submission")
 
 def build_parser() -> argparse.ArgumentParser:
     from laptime import __version__

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from laptime.algorithms import AlgorithmRegistry, default_algorithms
+from laptime.algorithms.algoperf import trial_device
 from laptime.api import Hyperparameters
 from laptime.records import TrialPlan, TrialRecord
 from laptime.results import ResultsStore
@@ -80,15 +81,19 @@ def execute_plan(
     workloads = workloads or default_workloads()
     algorithms = algorithms or default_algorithms()
     workload = workloads.create(plan.workload, variant=plan.variant, config=plan.config, device=device)
-    algorithm = algorithms.resolve(plan.algorithm)
+    with trial_device(device):  # an AlgoPerf submission's pytorch_setup() answers with the trial's device
+        algorithm = algorithms.resolve(plan.algorithm)
     spec = workload.spec
     hp = Hyperparameters(plan.hyperparameters)
     options = dataclasses.replace(options or TrialOptions(), budget_factor=plan.budget_factor,
                                   budget=plan.budget_mode)
+    if plan.batch_size is not None:
+        options = dataclasses.replace(options, batch_size=plan.batch_size)
 
     algorithm_hash = source_hash(algorithm.source_files())
     hardware = hardware_info(device)
-    result = run_trial(workload, algorithm, hp, plan.seed, options, progress=progress)
+    with trial_device(device):
+        result = run_trial(workload, algorithm, hp, plan.seed, options, progress=progress)
     # what the runner measured goes over as is (every TrialResult field the record also has)
     measured = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name in _RECORD_FIELDS}
     measured["measurement"] = {"threads": choice.as_dict(), **result.measurement}

@@ -46,6 +46,7 @@ import datetime as _dt
 import functools
 import math
 import traceback
+import warnings
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -94,6 +95,7 @@ class TrialOptions:
     robust: bool = True  # measure the robust time (speed probes between windows, outside the clock)
     probe_overhead: float = 0.05  # the probes' share of the timed work (wall time, untimed)
     time_cap_factor: float | None = 10.0  # step mode: stop once robust time > this × the time budget
+    batch_size: int | None = None  # use this batch size; the algorithm's get_batch_size is not asked
 
     def __post_init__(self) -> None:
         if self.budget_factor <= 0:
@@ -112,6 +114,8 @@ class TrialOptions:
             raise ValueError("max_steps must be >= 1")
         if self.check_loss_every < 1:
             raise ValueError("check_loss_every must be >= 1")
+        if self.batch_size is not None and (isinstance(self.batch_size, bool) or int(self.batch_size) < 1):
+            raise ValueError("batch_size must be >= 1")
 
 
 @dataclasses.dataclass
@@ -202,6 +206,29 @@ def warm_up_torch() -> None:
         make([param], lr=0.0).step()
 
 
+def _batch_size(workload: Workload, algorithm: Algorithm, options: TrialOptions, notes: list[str]) -> int:
+    """``options.batch_size``, else the algorithm's (``batch_size_for(workload)``: by default its
+    ``get_batch_size`` for the workload's key).
+
+    Warnings the algorithm issues while choosing (an AlgoPerf submission falling back to the
+    workload's default) are kept in ``notes`` and shown again.
+    """
+    if options.batch_size is not None:
+        notes.append(f"batch size {int(options.batch_size)} set by the caller (--batch-size); "
+                     "the algorithm's get_batch_size was not asked")
+        return int(options.batch_size)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        choose = getattr(algorithm, "batch_size_for", None)  # Algorithm subclasses have it
+        batch_size = int(choose(workload) if callable(choose) else algorithm.get_batch_size(workload.spec.key))
+    for warning in caught:
+        notes.append(str(warning.message))
+        warnings.warn(warning.message, stacklevel=3)
+    if batch_size < 1:
+        raise ValueError(f"get_batch_size returned {batch_size}; it must be >= 1")
+    return batch_size
+
+
 def _now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -262,6 +289,7 @@ def run_trial(
     sub_time = 0.0
     work_time = 0.0  # work-clock seconds of the timed regions
     step = 0
+    batch_size_used: int | None = None
 
     if progress is not None:
         progress.start(workload, algorithm, budget)
@@ -287,9 +315,7 @@ def run_trial(
         try:
             model, model_state = workload.init_model_fn(seeds["model"])
             param_types = workload.model_params_types
-            batch_size = int(algorithm.get_batch_size(workload.spec.key))
-            if batch_size < 1:
-                raise ValueError(f"get_batch_size returned {batch_size}; it must be >= 1")
+            batch_size = batch_size_used = _batch_size(workload, algorithm, options, notes)
             input_queue = workload.train_batches(batch_size, seeds["data"])
             workload.warm_up(batch_size)  # untimed, once per workload instance; see Workload.warm_up
             if options.robust:
@@ -438,6 +464,8 @@ def run_trial(
                                  "median_sec": float(np.median(meter.probes)) if meter.probes else None,
                                  "batch_size": workload.probe_batch_size,
                                  "work_clock": "process_cpu" if isinstance(work_clock, CpuClock) else "device_wall"}
+    if batch_size_used is not None:
+        measurement["batch_size"] = batch_size_used
     if notes:
         measurement["notes"] = notes
 

@@ -309,6 +309,9 @@ class Cifar10Workload(Workload):
     variants = ("base", "relu")
     configs = ("cpu", "gpu", "gpu_webp")
     datasets = ("cifar10_webp",)  # the cpu configuration's; an instance names its own configuration's (gpu: cifar10)
+    # AlgoPerf's cifar (ResNet on CIFAR-10, a development workload): the same data
+    algoperf_workload = "cifar"
+    default_batch_sizes = {"cpu": 128, "gpu": 2000, "gpu_webp": 2000}
 
     def __init__(self, variant: str | None = None, config: str | None = None, device: str | torch.device = "cpu"):
         super().__init__(variant, config, device)

@@ -143,6 +143,9 @@ class Cifar10ViTWorkload(Cifar10Workload):
     name = "cifar10_vit"
     variants = ("base", "postln")
     configs = ("cpu", "gpu", "gpu_webp")
+    # the data sets the scale of a batch (45k small images): AlgoPerf's cifar, as for the CNN
+    algoperf_workload = "cifar"
+    default_batch_sizes = {"cpu": 128, "gpu": 512, "gpu_webp": 512}
 
     @property
     def spec(self) -> WorkloadSpec:

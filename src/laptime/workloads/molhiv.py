@@ -354,6 +354,9 @@ class MolHIVWorkload(Workload):
     variants = ("base", "layernorm", "deep_narrow")
     configs = ("cpu", "gpu")
     datasets = ("molhiv",)
+    # AlgoPerf's ogbg is ogbg-molpcba: the same kind of OGB molecular-graph property prediction
+    algoperf_workload = "ogbg"
+    default_batch_sizes = {"cpu": 128, "gpu": 128}
 
     def __init__(self, variant: str | None = None, config: str | None = None, device: str | torch.device = "cpu"):
         super().__init__(variant, config, device)

@@ -239,6 +239,8 @@ class PTBWorkload(ShakespeareWorkload):
     variants = ("base", "postln", "glu")
     configs = ("cpu", "gpu")
     datasets = ("ptb",)
+    algoperf_workload = "finewebedu_lm"  # a decoder-only language model, as shakespeare
+    default_batch_sizes = {"cpu": 128, "gpu": 128}
 
     def __init__(self, variant: str | None = None, config: str | None = None, device: str | torch.device = "cpu"):
         # Workload.__init__, not ShakespeareWorkload's: that one reads shakespeare's CONFIGS.

@@ -294,6 +294,9 @@ class ShakespeareWorkload(Workload):
     variants = ("base", "relu")
     configs = ("cpu", "gpu")
     datasets = ("tinyshakespeare",)
+    # a decoder-only language model, like AlgoPerf's finewebedu_lm (v0.6+; wmt is translation)
+    algoperf_workload = "finewebedu_lm"
+    default_batch_sizes = {"cpu": 32, "gpu": 64}
     #: Windows per forward pass in evaluation.
     eval_batch_size = 64
 
