@@ -255,10 +255,11 @@ def test_data_is_loaded_on_demand_and_never_downloaded(registry, tmp_path, monke
 # --------------------------------------------------------------------------- learning
 
 
+@pytest.mark.usefixtures("one_thread")  # 8 s alone, 79 s beside a busy process with two threads
 def test_mnist1d_cnn_learns(workloads):
     before, evals = train_briefly(workloads[("mnist1d", "cnn")], steps=300, lr=3e-3, batch_size=128, eval_every=50)
-    # best of 6 evals (algohelpers.best_metrics); measured avx2 / default: accuracy 0.812 / 0.81, loss 0.542 /
-    # 0.545 from 2.307 (thresholds 0.6 and 1.307)
+    # best of 6 evals (algohelpers.best_metrics); measured, avx2 and default alike (one or two threads):
+    # accuracy 0.81, loss 0.54 from 2.307 (thresholds 0.6 and 1.307)
     best = best_metrics(evals)
     assert before["accuracy"] < 0.25
     assert best["accuracy"] > 0.6, evals
