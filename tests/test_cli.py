@@ -41,12 +41,22 @@ def test_list_table(capsys):
     assert "mnist1d" in out and "nadamw" in out
 
 
+@pytest.mark.usefixtures("one_thread")  # faster, alone and under load
 def test_run_mnist1d_nadamw_reaches_target_and_is_stored(capsys, tmp_path):
     db = tmp_path / "results.sqlite"
-    # --budget-factor 20 keeps this test about behaviour, not speed, on a loaded CI machine (the 2 s budget
-    # is 3x the calibrated time to target on an idle 2-core CPU).
+    # About behaviour, not speed or tuning:
+    # * learning rate 3e-3, the one the MNIST-1D targets were calibrated with. At the self-tuning default
+    #   (2e-3) the best validation accuracy, evaluated every 25 steps to step_hint 1000, was 0.648 (avx2) /
+    #   0.650 (default) against the target 0.64, and a handful of evals decided it. At 3e-3: 0.64 first
+    #   reached at step 325 on both paths, 27 of 40 evals >= 0.64, best 0.668.
+    # * --eval-every-steps 25: evals at fixed steps (by default every 0.25 s of submission time, so on a
+    #   fast idle machine only ~5 evals, and which steps they sample depends on the machine's speed).
+    # * --budget-factor 1000 (2 s -> 2000 s): the run is bounded by steps instead (it stops at the target,
+    #   at the latest at step_hint 1000, where NAdamW's schedule ends). With factor 20 it ran out of
+    #   budget before reaching the target beside other jobs on the 2-core machine.
     code, out, err = run_cli(capsys, "run", "--workload", "mnist1d", "--algorithm", "nadamw", "--db", str(db),
-                             "--budget-factor", "20", "--json")
+                             "--hparams", '{"learning_rate": 0.003}', "--eval-every-steps", "25",
+                             "--budget-factor", "1000", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["outcome"] == "reached"

@@ -9,7 +9,7 @@ from laptime.algorithms.library.data_selection import (
     data_selection_algorithms,
     rank_probabilities,
 )
-from algohelpers import setup_algorithm, train_steps
+from algohelpers import best_metrics, setup_algorithm, train_and_evaluate, train_steps
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,6 +59,7 @@ def test_high_loss_selection_prefers_high_loss_and_leaves_the_model_alone(worklo
     rank_of = {tuple(x.tolist()): r for r, x in enumerate(inputs[torch.argsort(losses, descending=True)])}
     ranks = torch.tensor([rank_of[tuple(x.tolist())] for x in batch["inputs"]], dtype=torch.float)
     # uniform sampling would give a mean rank of about 255.5 of 512; pressure 1000 concentrates on the top
+    # (measured 95.8 on avx2 and default alike)
     assert ranks.mean() < 150
 
 
@@ -67,9 +68,12 @@ def test_trains(workload, name):
     algorithm = _algorithm(name)
     hp, model, state, queue, rng = _setup(workload, algorithm, {**algorithm.self_tuning_defaults, "max_batches": 4})
     before = workload.evaluate_split(model, None, "validation")
-    _train(workload, algorithm, hp, model, state, queue, rng, 60)
-    after = workload.evaluate_split(model, None, "validation")
-    assert after["loss"] < before["loss"] - 0.3 and after["accuracy"] > before["accuracy"] + 0.2
+    # best of 6 evals (every 10 steps; algohelpers.best_metrics), before 2.306 / 0.052 (loss / accuracy).
+    # Measured, avx2 and default alike: high_loss 1.681 / 0.332, growing_batch 1.575 / 0.336; the thresholds
+    # (2.006 / 0.252) leave >= 0.32 in loss and >= 0.08 in accuracy.
+    _, _, evals = train_and_evaluate(workload, algorithm, hp, model, state, queue, rng, 60, every=10, select=True)
+    best = best_metrics(evals)
+    assert best["loss"] < before["loss"] - 0.3 and best["accuracy"] > before["accuracy"] + 0.2, evals
 
 
 def test_growing_batch_grows_under_noise_and_round_trips(workload):

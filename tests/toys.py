@@ -190,17 +190,26 @@ def workloads_failing_in_workers():
     return toy_workloads()
 
 
-def train_briefly(workload, steps, lr, batch_size, seed=0):
-    """A few AdamW steps through the workload's own model_fn and loss_fn; (validation before, after)."""
+def train_briefly(workload, steps, lr, batch_size, seed=0, eval_every=None):
+    """A few AdamW steps through the workload's own model_fn and loss_fn; (validation before, after).
+
+    With ``eval_every``, "after" is the list of validation metrics after every ``eval_every`` steps (judge it
+    with ``algohelpers.best_metrics``: a single point can land on a loss spike on some CPU kernel path).
+    """
     model, _ = workload.init_model_fn(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     batches = workload.train_batches(batch_size, seed)
     before = workload.evaluate_split(model, None, "validation")
-    for _ in range(steps):
+    evals = []
+    for step in range(1, steps + 1):
         batch = next(batches)
         logits, _ = workload.model_fn(model, batch, None, ForwardPassMode.TRAIN)
         loss = workload.loss_fn(batch["targets"], logits)
         optimizer.zero_grad()
         (loss["summed"] / loss["n_valid_examples"]).backward()
         optimizer.step()
+        if eval_every is not None and (step % eval_every == 0 or step == steps):
+            evals.append(workload.evaluate_split(model, None, "validation"))
+    if eval_every is not None:
+        return before, evals
     return before, workload.evaluate_split(model, None, "validation")
