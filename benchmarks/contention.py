@@ -10,8 +10,11 @@ then the same at every load) and the CLI's defaults otherwise (one intra-op thre
 *n* is *n* ``python3 -c "while True: pass"`` processes started before the trial and killed after it.
 
 It prints, per trial and load: steps to target, raw submission time to target, robust time to
-target and the work to target in reference passes, each against its quiet value, and the
-contention the trial recorded; then the largest deviation from quiet of each figure.
+target and the work to target in reference passes, each against its quiet value, the trial's own
+reference cost (the speed probe's 10 % quantile; the robust time is converted at the lowest one
+the results store has seen for the workload) and the contention the trial recorded; then the
+largest deviation from quiet of each figure. All trials share one results database, as a user's
+runs on one machine do.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ def main() -> int:
                            "outcome": r["outcome"], "steps_to_target": r["steps_to_target"],
                            "raw": r["time_to_target"], "robust": r["robust_time_to_target"],
                            "raw_total": r["submission_time"], "robust_total": r["robust_submission_time"],
+                           "work": r.get("work_to_target"), "reference_cost": r.get("reference_cost"),
+                           "own_reference_cost": r.get("own_reference_cost"),
                            "wall": r["process_wall"], "other_cores": c.get("other_cores"),
                            "inflation": c.get("inflation"), "contaminated": c.get("contaminated")}
                     results.append(row)
@@ -82,9 +87,10 @@ def main() -> int:
     quiet = {(r["workload"], r["algorithm"]): r for r in results if r["load"] == min(args.loads)}
     print()
     print("| workload | algorithm | load | steps to target | raw s (vs quiet) | robust s (vs quiet) | "
-          "raw total s (vs quiet) | robust total s (vs quiet) | other cores | contaminated |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    worst = {"raw": 0.0, "robust": 0.0, "raw_total": 0.0, "robust_total": 0.0}
+          "raw total s (vs quiet) | robust total s (vs quiet) | work to target (vs quiet) | own reference ms "
+          "| other cores | contaminated |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    worst = {"raw": 0.0, "robust": 0.0, "raw_total": 0.0, "robust_total": 0.0, "work": 0.0}
 
     def rel(row, key):
         base = quiet[(row["workload"], row["algorithm"])][key]
@@ -102,6 +108,7 @@ def main() -> int:
                 worst[key] = max(worst[key], abs(change))
         print(f"| {r['workload']} | {r['algorithm']} | {r['load']} | {r['steps_to_target'] or '—'} | "
               f"{cells['raw']} | {cells['robust']} | {cells['raw_total']} | {cells['robust_total']} | "
+              f"{cells['work']} | {r['own_reference_cost'] * 1e3:.2f} | "
               f"{r['other_cores'] if r['other_cores'] is not None else '—'} | {r['contaminated']} |")
     same = all(r["steps_to_target"] == quiet[(r["workload"], r["algorithm"])]["steps_to_target"]
                and r["outcome"] == quiet[(r["workload"], r["algorithm"])]["outcome"] for r in results)

@@ -28,6 +28,34 @@ class Outcome(str, enum.Enum):
         return self.value
 
 
+#: A trial's timings count as contaminated when any of these is crossed (see :func:`assess_contention`).
+CONTENTION_THRESHOLDS = {
+    "other_cores": 0.5,  # other processes kept at least half a core busy on average
+    "steal_fraction": 0.05,  # the hypervisor took 5 % of the machine's CPU time
+    "cpu_share_min": 0.85,  # the timed work got less than 85 % of its threads' wall time on the CPU
+}
+
+
+def assess_contention(summary: dict[str, Any]) -> dict[str, Any]:
+    """``{"contaminated": bool, "reasons": [...]}`` for a contention summary (what
+    :class:`laptime.runner.contention.ContentionMonitor` records). Stored summaries are assessed
+    again when read, so every trial is judged by the same thresholds."""
+    reasons: list[str] = []
+    other = summary.get("other_cores")
+    if other is not None and other >= CONTENTION_THRESHOLDS["other_cores"]:
+        reasons.append(f"other processes kept {other:.2f} core(s) busy")
+    steal = summary.get("steal_fraction")
+    if steal is not None and steal >= CONTENTION_THRESHOLDS["steal_fraction"]:
+        reasons.append(f"{steal:.0%} of the CPU time was stolen by the hypervisor")
+    share = summary.get("cpu_share")
+    if share is not None and share < CONTENTION_THRESHOLDS["cpu_share_min"]:
+        reasons.append(f"the timed work got {share:.0%} of its threads' time on the CPU")
+    gpu = summary.get("other_gpu_processes")
+    if gpu:
+        reasons.append(f"{len(gpu)} other process(es) on the GPU")
+    return {"contaminated": bool(reasons), "reasons": reasons}
+
+
 @dataclasses.dataclass
 class EvalRecord:
     """One evaluation: when (step, submission time, wall time) and every metric."""
@@ -95,9 +123,15 @@ class TrialRecord:
         return math.inf if self.time_to_target is None else float(self.time_to_target)
 
     @property
+    def contention(self) -> dict[str, Any]:
+        """The contention recorded with this trial, judged by today's thresholds ({} if none)."""
+        summary = (self.measurement or {}).get("contention")
+        return {**summary, **assess_contention(summary)} if summary else {}
+
+    @property
     def contaminated(self) -> bool:
         """Whether contention was detected while this trial ran (its raw times are suspect)."""
-        return bool(self.measurement.get("contention", {}).get("contaminated", False))
+        return bool(self.contention.get("contaminated", False))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -213,6 +213,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         "steps_to_target": record.steps_to_target,
         "submission_time": record.submission_time,
         "robust_submission_time": record.robust_submission_time,
+        "work_to_target": record.work_to_target,
+        "reference_cost": record.reference_cost,
+        "own_reference_cost": record.measurement.get("probes", {}).get("own_reference_sec", record.reference_cost),
         "wall_time": record.wall_time,
         "steps": record.steps,
         "budget_mode": record.budget_mode,
@@ -220,7 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "budget_steps": record.budget_steps,
         "batch_size": record.measurement.get("batch_size"),
         "threads": record.measurement.get("threads", {}).get("threads"),
-        "contention": record.measurement.get("contention", {}),
+        "contention": record.contention,
         "target": {"metric": record.target_metric, "direction": record.target_direction,
                    "validation": record.target_value},
         "final_metrics": record.evals[-1].metrics if record.evals else {},
@@ -526,15 +529,14 @@ def contention_warning(records, column: str) -> str | None:
     bad = [r for r in records if r.contaminated]
     if not bad:
         return None
-    seen: dict[str, int] = {}
-    for r in bad:
-        for reason in r.measurement.get("contention", {}).get("reasons", []):
-            kind = reason.split(" ", 2)[:2]
-            seen[" ".join(kind)] = seen.get(" ".join(kind), 0) + 1
-    inflation = [r.measurement["contention"]["inflation"] for r in bad
-                 if r.measurement.get("contention", {}).get("inflation") is not None]
-    detail = (f"raw submission times up to {max(inflation):+.0%} over the robust estimate" if inflation
-              else "see the report's trial table")
+    others = [r.contention["other_cores"] for r in bad if r.contention.get("other_cores") is not None]
+    inflation = [r.contention["inflation"] for r in bad if r.contention.get("inflation") is not None]
+    seen = []
+    if others:
+        seen.append(f"other processes kept up to {max(others):.1f} core(s) busy")
+    if inflation:
+        seen.append(f"raw submission times up to {max(inflation):+.0%} over the robust estimate")
+    detail = "; ".join(seen) or "see the report's trial table"
     text = (f"{len(bad)} of {len(records)} trials ran on a busy machine ({detail}). ")
     if column == "time_to_target":
         text += ("This leaderboard scores RAW submission time, which that load inflates: rerun on a quiet "

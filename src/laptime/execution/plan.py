@@ -121,5 +121,37 @@ def execute_plan(
         **measured,
     )
     if store is not None:
+        anchor_robust_time(record, store.best_reference_cost(
+            workload=record.workload, variant=record.variant, config=record.config,
+            workload_version=record.workload_version, hardware_fingerprint=record.hardware_fingerprint))
         store.add_trial(run_id, record)
     return record
+
+
+def anchor_robust_time(record: TrialRecord, best: float | None) -> None:
+    """Express a trial's robust times at the best reference cost known for its workload on this
+    machine (``best``, e.g. from the results store), when that is lower than the trial's own.
+
+    The trial's *work* (reference passes) is what contention leaves alone; its own reference cost
+    (the probe's 10 % quantile during the trial) is not: under sustained load even the fastest
+    probes run slower (measured: +8 to +37 % beside four busy processes on the 2-core VM, while
+    the work moved by under 9 %). Converting at the lowest reference cost this machine has shown
+    for the workload gives a robust time that stays put; scores never depend on it (they compare
+    work, at one reference cost per workload). The trial's own reference cost stays in
+    ``measurement['probes']['own_reference_sec']``.
+    """
+    own = record.reference_cost
+    if own is None or best is None or not 0 < best < own:
+        return
+    factor = best / own
+    for name in ("robust_time_to_target", "robust_submission_time"):
+        value = getattr(record, name)
+        if value is not None:
+            setattr(record, name, value * factor)
+    for ev in record.evals:
+        if ev.robust_time is not None:
+            ev.robust_time *= factor
+    record.reference_cost = best
+    probes = record.measurement.setdefault("probes", {})
+    probes["own_reference_sec"] = own
+    probes["reference"] = "the lowest reference cost stored for this workload on this hardware"

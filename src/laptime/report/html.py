@@ -365,7 +365,7 @@ def _budget_text(r: TrialRecord) -> str:
 
 def _machine_badge(r: TrialRecord) -> str:
     """'busy' (with what was seen) for a trial that ran beside other load, else 'quiet'."""
-    contention = (r.measurement or {}).get("contention")
+    contention = r.contention
     if not contention:
         return f'<span class="note">{DASH}</span>'
     threads = (r.measurement or {}).get("threads", {}).get("threads")
@@ -473,7 +473,7 @@ def _explain(report: Report) -> str:
         "<b>robust</b> time discounts other load: the trial's timed work is measured in CPU time (on a CPU) and "
         "divided, window by window, by the cost of a fixed reference pass (forward and backward of the "
         "workload's model) measured between windows; that work, in reference passes, is converted back to "
-        "seconds at one reference cost per workload (the median over the trials scored together). In "
+        "seconds at one reference cost per workload (the lowest among the trials scored together). In "
         "step-budget mode, outcomes and steps to target do not depend on the machine's speed at all.</p>"
         "<ol>"
         "<li><b>One time per algorithm and workload.</b> Within each study (one tuning run) only "

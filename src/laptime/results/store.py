@@ -521,6 +521,18 @@ class ResultsStore:
                     by_trial.setdefault(er["trial_id"], []).append(_eval_from_row(er))
         return [_record_from_row(r, by_trial.get(r["id"], [])) for r in rows]
 
+    def best_reference_cost(self, *, workload: str, variant: str, config: str, workload_version: str,
+                            hardware_fingerprint: str) -> float | None:
+        """The lowest reference cost (seconds of one speed-probe pass) stored for this workload on
+        this hardware: the machine at its least disturbed, as far as this store has seen it. None
+        when no such trial has one."""
+        row = self.conn.execute(
+            "SELECT MIN(reference_cost) FROM trials WHERE workload = ? AND variant = ? AND config = ? "
+            "AND workload_version = ? AND hardware_fingerprint = ? AND reference_cost > 0",
+            (workload, variant, config, workload_version, hardware_fingerprint),
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def find_by_plan_key(self, plan_key: str) -> TrialRecord | None:
         """The latest stored (hence finished) trial with this plan key, evals included, or None.
 

@@ -166,14 +166,15 @@ def _clean_name(value: Any, what: str, where: str) -> str:
 
 
 def reference_costs(records: Sequence[TrialRecord]) -> dict[str, float]:
-    """Per workload key, the median reference cost (seconds of one reference pass of the speed
-    probe) over the records that measured one: the common rate at which the robust times of
-    trials scored together are expressed."""
+    """Per workload key, the lowest reference cost (seconds of one reference pass of the speed
+    probe) of the records that measured one: the common rate at which the robust times of trials
+    scored together are expressed — the machine at its least disturbed. Scores do not depend on
+    it (a common factor per workload leaves every ratio alone); the seconds shown do."""
     costs: dict[str, list[float]] = defaultdict(list)
     for r in records:
         if r.reference_cost is not None and math.isfinite(r.reference_cost) and r.reference_cost > 0:
             costs[workload_key(r.workload, r.variant)].append(float(r.reference_cost))
-    return {w: float(np.median(c)) for w, c in costs.items()}
+    return {w: float(min(c)) for w, c in costs.items()}
 
 
 def rows_from_records(records: Iterable[TrialRecord], column: str = "time_to_target",
@@ -186,7 +187,7 @@ def rows_from_records(records: Iterable[TrialRecord], column: str = "time_to_tar
     - ``time_to_target``/``steps_to_target``: the record's values, ``inf`` when ``None`` or when
       the outcome is not :attr:`Outcome.REACHED`;
     - ``robust_time_to_target``: the record's work to target (reference passes) times the
-      median reference cost of the records of its workload (:func:`reference_costs`), so that
+      lowest reference cost of the records of its workload (:func:`reference_costs`), so that
       trials scored together share one conversion and their ratios are ratios of work; a record
       without work uses its own robust time. When ``column`` is this one, a reached trial without
       any robust time is an error (it was run with the robust time off, or by an older laptime).
