@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -319,3 +320,41 @@ def test_robust_times_are_expressed_at_the_best_reference_cost_the_store_has_see
     assert loaded.reference_cost == 0.010 and loaded.measurement["probes"]["own_reference_sec"] == 0.014
     anchor_robust_time(quiet, 0.020)  # a higher cost elsewhere changes nothing
     assert quiet.robust_time_to_target == pytest.approx(100 * 0.010)
+
+
+# --------------------------------------------------------------------------- the verdict of a benchmark beside a busy process
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_benchmark_gives_the_same_verdict_beside_a_busy_process(capsys, tmp_path):
+    """The same small benchmark (step budgets, the CLI's defaults) quiet and beside a busy process:
+    identical outcomes and steps-to-target scores, and robust-time scores within each other's
+    intervals (which include the robust time's measurement noise)."""
+    from laptime.cli.main import main
+
+    def bench(name):
+        argv = ["bench", "--suite", "mnist1d", "-a", "sgd_nesterov", "-a", "adamw", "--max-steps", "400",
+                "--db", str(tmp_path / f"{name}.sqlite"), "--out", str(tmp_path / name), "--json"]
+        scores = {}
+        for by in ("steps", "robust"):
+            assert main([*argv, "--by", by]) == 0  # the second call reuses the stored trials
+            scores[by] = json.loads(capsys.readouterr().out)
+        return scores
+
+    quiet = bench("quiet")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        loaded = bench("loaded")
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert quiet["steps"]["outcomes"] == loaded["steps"]["outcomes"]
+    for name, entry in quiet["steps"]["algorithms"].items():
+        assert loaded["steps"]["algorithms"][name]["score"] == entry["score"]
+        assert loaded["steps"]["algorithms"][name]["times"] == entry["times"]
+    for name, entry in quiet["robust"]["algorithms"].items():
+        other = loaded["robust"]["algorithms"][name]
+        lo, hi = entry["score_ci"]
+        olo, ohi = other["score_ci"]
+        assert lo - 1e-9 <= other["score"] <= hi + 1e-9 or olo - 1e-9 <= entry["score"] <= ohi + 1e-9
