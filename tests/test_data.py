@@ -268,8 +268,9 @@ def test_cli_prepare_and_list(toy_sources, tmp_path, capsys):
     assert data_cli(["list", "--root", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "toy" in out and "prepared" in out
-    assert data_cli(["prepare", "pair", "--source", str(src), "--root", str(tmp_path / "r")]) == 1
-    assert "error:" in capsys.readouterr().err
+    assert data_cli(["prepare", "pair", "--source", str(src), "--root", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
 
 
 # --------------------------------------------------------------------------- real datasets

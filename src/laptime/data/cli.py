@@ -1,5 +1,6 @@
 """``laptime data ...``: list and prepare datasets. ``main(argv)`` can be mounted by the main CLI;
-``python -m laptime.data`` runs it directly."""
+``python -m laptime.data`` runs it directly. A user error prints one ``error: …`` line on stderr
+and exits 2, as every other laptime command."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from laptime.data.sources import DataError, data_root, dataset_dir, known_sources, prepare, status
+
+#: The exit code of a user error (bad input, a missing or damaged dataset), as in ``laptime.cli``.
+USAGE_ERROR = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {name:<16} {mark}  {dataset_dir(name, args.root)}  {source.description}")
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return USAGE_ERROR
     return 0
 
 
