@@ -25,6 +25,9 @@ with new mtimes passes, once, and its stamp is refreshed). :func:`verify` (``lap
 verify``) makes the *full* check: every file hashed again, whatever its mtime (about a second per
 few hundred MB). Damage found in the cache is repaired by rebuilding it from the verified source
 files (no download); damaged source files are fetched again.
+
+Other packages add sources through the ``laptime.datasets`` entry-point group (a
+:class:`DataSource`, an iterable of them, or a factory of either; see :mod:`laptime.plugins`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from laptime.atomic import atomic_write
+from laptime.plugins import load_entry_points, skip_plugin
 
 #: Seconds to wait on a stalled connection (per blocking socket operation, not for the whole file).
 DOWNLOAD_TIMEOUT_SEC = 30.0
@@ -57,6 +61,8 @@ ROOT_ENV = "LAPTIME_DATA"
 SOURCES_ENV = "LAPTIME_DATA_SOURCES"
 #: Written into a dataset directory, last, once every file is verified and the cache is built.
 STAMP_NAME = ".laptime-verified.json"
+#: Entry-point group through which other packages add data sources.
+ENTRY_POINT_GROUP = "laptime.datasets"
 #: The hash recorded for every cache file when it is written and checked when it is opened.
 CACHE_HASH = "sha256"
 
@@ -200,7 +206,7 @@ def _module_sources() -> list[DataSource]:
     return [source for name in _SOURCE_MODULES for source in importlib.import_module(f"laptime.data.{name}").SOURCES]
 
 
-#: The known sources.
+#: The built-in sources (plugins come on top: :func:`known_sources`).
 SOURCES: Mapping[str, DataSource] = MappingProxyType(
     {
         "tinyshakespeare": DataSource(
@@ -228,15 +234,30 @@ SOURCES: Mapping[str, DataSource] = MappingProxyType(
 )
 
 
+def plugin_sources() -> dict[str, DataSource]:
+    """The sources of installed ``laptime.datasets`` plugins, by name (read anew at each call).
+    One whose name is taken, or a plugin that fails to load, is skipped with a warning."""
+    found: dict[str, DataSource] = {}
+    for source, where in load_entry_points(ENTRY_POINT_GROUP, DataSource, "dataset"):
+        if source.name in SOURCES or source.name in found:
+            skip_plugin("dataset", source.name, where, "is already defined")
+            continue
+        found[source.name] = source
+    return found
+
+
 def known_sources() -> Mapping[str, DataSource]:
-    """All known data sources by name (read-only)."""
-    return MappingProxyType(dict(SOURCES))
+    """All known data sources by name (read-only): the built-in ones and the plugins'."""
+    return MappingProxyType({**SOURCES, **plugin_sources()})
 
 
 def get_source(name: str) -> DataSource:
     if name in SOURCES:
         return SOURCES[name]
-    known = sorted(SOURCES)
+    plugins = plugin_sources()
+    if name in plugins:
+        return plugins[name]
+    known = sorted({*SOURCES, *plugins})
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise DataError(f"unknown dataset {name!r}{hint}; known datasets: {', '.join(known)}")
@@ -957,6 +978,7 @@ __all__ = [
     "DataSource",
     "DatasetNotReady",
     "DatasetStatus",
+    "ENTRY_POINT_GROUP",
     "check",
     "data_root",
     "dataset_dir",
@@ -965,6 +987,7 @@ __all__ = [
     "locate",
     "local_source_dirs",
     "md5_file",
+    "plugin_sources",
     "prepare",
     "prepare_command",
     "SOURCES",
