@@ -191,3 +191,63 @@ def test_missing_dataset_is_a_clear_error_before_anything_runs(capsys, tmp_path,
     assert_user_error(code, err, "tinyshakespeare", "laptime data prepare tinyshakespeare", "Downloading it failed")
     assert not db.exists()
     assert not (tmp_path / "empty-data" / "tinyshakespeare" / "input.txt").exists()
+
+
+def test_a_damaged_local_copy_is_named_before_the_download_is_tried(capsys, tmp_path, monkeypatch):
+    import dataclasses
+    import hashlib
+
+    from laptime.data import sources as sources_mod
+
+    copy = tmp_path / "copies" / "tinyshakespeare" / "input.txt"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"First Citizen:\nBefore we proceed any further, hear me speak.\n")
+    monkeypatch.setenv("LAPTIME_DATA", str(tmp_path / "empty-data"))
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", str(tmp_path / "copies"))
+    spec = sources_mod.SOURCES["tinyshakespeare"]
+    offline = dataclasses.replace(spec, files=tuple(dataclasses.replace(f, url="http://127.0.0.1:9/input.txt")
+                                                    for f in spec.files))
+    monkeypatch.setattr(sources_mod, "SOURCES", {**sources_mod.SOURCES, "tinyshakespeare": offline})
+    db = tmp_path / "r.sqlite"
+    code, _, err = run_cli(capsys, "run", "-w", "shakespeare", "-a", "adamw", "--db", str(db))
+    found = hashlib.md5(copy.read_bytes()).hexdigest()
+    # the log line says what was found and what happens next; the error says it again with the fix
+    assert f"the local copy {copy} fails its checksum: expected md5 {spec.files[0].md5}, found {found}" in err, err
+    assert "downloading it from its official source" in err
+    assert_user_error(code, err, "Downloading it failed too", "laptime data prepare tinyshakespeare")
+    assert err.count("error: ") == 1 and not err.split("error: ", 1)[1].rstrip("\n").count("\n"), err
+    assert not db.exists()
+
+
+def test_a_damaged_prepared_file_is_one_story_in_list_and_run(capsys, tmp_path, monkeypatch, shared_data_dir):
+    """Before: `data list` said "missing", and `run` said "is not prepared: downloading it" and then
+    "error: … is incomplete or fails its checksum" about the same folder."""
+    import dataclasses
+    import shutil
+
+    from laptime.data import sources as sources_mod
+
+    monkeypatch.setenv("LAPTIME_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", "")
+    spec = sources_mod.SOURCES["tinyshakespeare"]
+    offline = dataclasses.replace(spec, files=tuple(dataclasses.replace(f, url="http://127.0.0.1:9/input.txt")
+                                                    for f in spec.files))
+    monkeypatch.setattr(sources_mod, "SOURCES", {**sources_mod.SOURCES, "tinyshakespeare": offline})
+    code, _, _ = run_cli(capsys, "data", "prepare", "tinyshakespeare", "--source",
+                         str(shared_data_dir / "tinyshakespeare"))
+    assert code == 0
+    prepared = tmp_path / "data" / "tinyshakespeare" / "input.txt"
+    prepared.write_bytes(prepared.read_bytes()[:1000])
+    shutil.copystat(shared_data_dir / "tinyshakespeare" / "input.txt", prepared)
+
+    code, out, _ = run_cli(capsys, "data", "list")
+    (line,) = [line for line in out.splitlines() if line.split()[:1] == ["tinyshakespeare"]]
+    assert "DAMAGED" in line and "missing" not in line
+    assert "input.txt fails its checksum: expected md5 6fb458f1232090904fb40fe944165e91" in out
+
+    code, _, err = run_cli(capsys, "run", "-w", "shakespeare", "-a", "adamw", "--db", str(tmp_path / "r.sqlite"))
+    assert_user_error(code, err, "Downloading it failed too")
+    log, error = err.rstrip("\n").split("\n")
+    for text in (log, error):
+        assert "input.txt fails its checksum" in text and "not prepared" not in text, err
+    assert "downloading it from its official source" in log and error.startswith("error: ")

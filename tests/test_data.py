@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
+import json
+import os
+import shutil
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -68,6 +73,14 @@ def toy_sources(monkeypatch):
     monkeypatch.setattr(sources_mod, "SOURCES", table)
     monkeypatch.setenv("LAPTIME_DATA_SOURCES", "")  # no local copies, not even the default dirs
     return set_urls
+
+
+def rewrite(path: Path, content: bytes) -> None:
+    """Write ``content`` with an mtime one second later (a rewrite within one clock tick may keep
+    the old mtime, as the coarse file-system clock goes)."""
+    before = path.stat().st_mtime_ns
+    path.write_bytes(content)
+    os.utime(path, ns=(before + 10**9, before + 10**9))
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -268,8 +281,9 @@ def test_cli_prepare_and_list(toy_sources, tmp_path, capsys):
     assert data_cli(["list", "--root", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "toy" in out and "prepared" in out
-    assert data_cli(["prepare", "pair", "--source", str(src), "--root", str(tmp_path / "r")]) == 1
-    assert "error:" in capsys.readouterr().err
+    assert data_cli(["prepare", "pair", "--source", str(src), "--root", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
 
 
 # --------------------------------------------------------------------------- real datasets
@@ -367,3 +381,231 @@ def test_cache_builds_once_and_an_import_is_replaced_by_the_official_files(monke
     assert len(builds) == 2  # a new builder version rebuilds
     with pytest.raises(DataError, match="no public download address"):
         prepare("toy", root=tmp_path / "elsewhere")
+
+
+# --------------------------------------------------------------------------- the data layer's rough edges
+
+
+def test_a_damaged_local_copy_is_named_with_both_checksums_and_what_happens_next(served, toy_sources, tmp_path,
+                                                                                 monkeypatch):
+    www, url = served
+    toy_sources(url)
+    (www / "official").mkdir()
+    (www / "official" / "toy.txt").write_bytes(TOY)
+    bad = tmp_path / "copies" / "toy" / "toy.txt"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"wrong")
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", str(tmp_path / "copies"))
+    root = tmp_path / "root"
+
+    with pytest.raises(DataError) as info:  # locate never downloads: it says what it found
+        data.locate("toy", root=root)
+    message = str(info.value)
+    assert str(bad) in message and md5(TOY) in message and md5(b"wrong") in message, message
+    assert "not used" in message and "laptime data prepare toy" in message and "\n" not in message
+
+    logs = []  # ensure (before a run) says it too, and that it downloads instead
+    assert sources_mod.ensure("toy", root=root, log=logs.append) == root / "toy"
+    assert len(logs) == 1 and str(bad) in logs[0] and md5(b"wrong") in logs[0] and md5(TOY) in logs[0], logs
+    assert "downloading it from its official source" in logs[0]
+    assert (root / "toy" / "toy.txt").read_bytes() == TOY
+
+
+def test_a_damaged_prepared_file_is_named_and_fetched_again(served, toy_sources, tmp_path, capsys):
+    www, url = served
+    toy_sources(url)
+    (www / "official").mkdir()
+    (www / "official" / "toy.txt").write_bytes(TOY)
+    root = tmp_path / "root"
+    directory = data.prepare("toy", root=root)
+    (directory / "toy.txt").write_bytes(b"rotten")
+    logs = []
+    assert sources_mod.ensure("toy", root=root, log=logs.append) == directory
+    assert len(logs) == 1 and "toy.txt fails its checksum" in logs[0] and md5(b"rotten") in logs[0], logs
+    assert "downloading" in logs[0] and "not prepared" not in logs[0]  # not two stories about one folder
+    assert (directory / "toy.txt").read_bytes() == TOY
+
+
+@pytest.fixture
+def built_toy(monkeypatch, tmp_path):
+    """A one-file source with a cache builder (``cache.txt``: the file upper-cased), prepared from a
+    local file. Returns ``(root, directory, builds)``."""
+    builds = []
+
+    def build(directory):
+        builds.append(directory)
+        (directory / "cache.txt").write_bytes((directory / "toy.txt").read_bytes().upper())
+
+    source = DataSource("toy", (DataFile("toy.txt", "http://127.0.0.1:9/toy.txt", md5(TOY)),), "one file, cached",
+                        build=build)
+    monkeypatch.setattr(sources_mod, "SOURCES", {"toy": source})
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", "")
+    src = tmp_path / "src" / "toy.txt"
+    src.parent.mkdir()
+    src.write_bytes(TOY)
+    root = tmp_path / "root"
+    directory = data.prepare("toy", source=src, root=root)
+    assert len(builds) == 1 and (directory / "cache.txt").read_bytes() == TOY.upper()
+    return root, directory, builds
+
+
+def test_a_damaged_cache_is_one_clear_message_and_prepare_rebuilds_it(built_toy, capsys):
+    root, directory, builds = built_toy
+    (directory / "cache.txt").write_bytes(b"garbage")
+    assert data_cli(["list", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.split()[:1] == ["toy"]]
+    assert "DAMAGED" in line and "prepared" not in line, out
+    assert "cache file cache.txt is 7 bytes, expected 1,000" in out and "`laptime data prepare toy` rebuilds" in out
+    assert not data.status(root)["toy"]
+
+    assert data_cli(["prepare", "toy", "--root", str(root)]) == 0  # no --force, no download: a rebuild
+    out, err = capsys.readouterr()
+    assert out == f"toy: ready in {directory}\n"
+    assert err.count("\n") == 1 and "cache file cache.txt is 7 bytes" in err and "rebuilding the cache" in err, err
+    assert (directory / "cache.txt").read_bytes() == TOY.upper() and len(builds) == 2
+    assert data.status(root)["toy"]
+
+
+def test_a_run_rebuilds_a_damaged_cache_before_it_starts(built_toy):
+    root, directory, builds = built_toy
+    rewrite(directory / "cache.txt", TOY.lower())  # same size, other content
+    logs = []
+    assert sources_mod.ensure("toy", root=root, log=logs.append) == directory  # what `laptime run` calls first
+    assert (directory / "cache.txt").read_bytes() == TOY.upper() and len(builds) == 2
+    expected = hashlib.sha256(TOY.upper()).hexdigest()
+    assert len(logs) == 1 and "cache.txt" in logs[0] and expected in logs[0] and "rebuilding" in logs[0], logs
+
+
+def test_the_cache_is_checked_by_content_cheaply_at_open_and_in_full_on_demand(built_toy, tmp_path, capsys):
+    root, directory, builds = built_toy
+    cache = directory / "cache.txt"
+    stamp = json.loads((directory / sources_mod.STAMP_NAME).read_text())
+    assert stamp["cache"]["cache.txt"]["sha256"] == hashlib.sha256(TOY.upper()).hexdigest()
+
+    # same size, other content (a new mtime): the cheap check hashes the changed file
+    rewrite(cache, TOY.upper()[:-1] + b"?")
+    state = data.check("toy", root)
+    assert state.state == "damaged" and hashlib.sha256(TOY.upper()[:-1] + b"?").hexdigest() in state.detail
+    data.prepare("toy", root=root)
+    assert data.check("toy", root).state == "prepared"
+
+    # bit rot: other content, same size and mtime. The cheap check trusts them (by design: it costs
+    # a stat per file); the full check hashes everything, and what it finds is remembered.
+    before = cache.stat()
+    with open(cache, "r+b") as handle:
+        handle.seek(10)
+        handle.write(b"#")
+    os.utime(cache, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert data.check("toy", root).state == "prepared"
+    assert data_cli(["verify", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "cache file cache.txt has sha256" in err and "laptime data prepare toy" in err
+    assert data.check("toy", root).state == "damaged"
+    data.prepare("toy", root=root)
+    assert cache.read_bytes() == TOY.upper() and len(builds) == 3
+    assert data_cli(["verify", "toy", "--root", str(root)]) == 0
+    assert "toy: ok" in capsys.readouterr().out
+
+    # a copy of the folder (new mtimes, same bytes) is accepted once hashed, and its stamp refreshed
+    copy_root = tmp_path / "copy"
+    shutil.copytree(directory, copy_root / "toy", copy_function=shutil.copy)
+    assert data.check("toy", copy_root).state == "prepared"
+    assert data.locate("toy", root=copy_root) == copy_root / "toy" and len(builds) == 3
+    assert data_cli(["verify", "nosuch", "--root", str(root)]) == 2
+    assert "unknown dataset 'nosuch'" in capsys.readouterr().err
+
+
+def test_a_stamp_from_before_cache_records_is_completed_on_first_open(built_toy):
+    root, directory, builds = built_toy
+    stamp_path = directory / sources_mod.STAMP_NAME
+    stamp = json.loads(stamp_path.read_text())
+    del stamp["cache"]
+    stamp_path.write_text(json.dumps(stamp))
+    assert data.locate("toy", root=root) == directory and len(builds) == 1  # no rebuild
+    assert json.loads(stamp_path.read_text())["cache"]["cache.txt"]["sha256"] == hashlib.sha256(TOY.upper()).hexdigest()
+
+
+def test_a_failed_prepare_leaves_no_folder_behind(served, toy_sources, tmp_path):
+    www, url = served
+    root = tmp_path / "root"
+    with pytest.raises(DataError, match="HTTP 404"):
+        data.prepare("toy", source=f"{url}/missing/toy.txt", root=root)
+    assert not (root / "toy").exists()
+    assert not root.exists()  # made for this preparation only: removed with it
+    # all or nothing: a.txt downloads and verifies, b.txt does not, so neither is kept
+    (www / "mirror").mkdir()
+    (www / "mirror" / "a.txt").write_bytes(TOY)
+    (www / "mirror" / "b.txt").write_bytes(OTHER + b"tampered")
+    root.mkdir()
+    with pytest.raises(DataError, match="checksum mismatch for 'b.txt'"):
+        data.prepare("pair", source=f"{url}/mirror", root=root)
+    assert list(root.iterdir()) == []
+
+
+def test_a_failed_build_leaves_nothing_half_made(monkeypatch, tmp_path):
+    fail = {"now": True}
+
+    def build(directory):
+        (directory / "cache.txt").write_bytes(b"half")
+        if fail["now"]:
+            raise OSError(28, "No space left on device")
+        (directory / "cache.txt").write_bytes((directory / "toy.txt").read_bytes().upper())
+
+    source = DataSource("toy", (DataFile("toy.txt", None, md5(TOY)),), "one file, cached", build=build)
+    monkeypatch.setattr(sources_mod, "SOURCES", {"toy": source})
+    monkeypatch.setenv("LAPTIME_DATA_SOURCES", "")
+    src = tmp_path / "toy.txt"
+    src.write_bytes(TOY)
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(DataError, match="No space left on device") as info:
+        data.prepare("toy", source=src, root=root)
+    assert "staging" not in str(info.value) and str(root / "toy") in str(info.value)
+    assert list(root.iterdir()) == []  # no dataset folder, no staging folder
+
+    fail["now"] = False
+    directory = data.prepare("toy", source=src, root=root)
+    stamp = (directory / sources_mod.STAMP_NAME).read_text()
+    # a new builder version that fails: the prepared folder stays as it was, nothing is added
+    fail["now"] = True
+    monkeypatch.setattr(sources_mod, "SOURCES", {"toy": dataclasses.replace(source, build_version="2")})
+    with pytest.raises(DataError, match="rebuilding it from the source files failed"):
+        data.locate("toy", root=root)
+    assert sorted(p.name for p in directory.iterdir()) == [sources_mod.STAMP_NAME, "cache.txt", "toy.txt"]
+    assert (directory / "cache.txt").read_bytes() == TOY.upper()
+    assert (directory / sources_mod.STAMP_NAME).read_text() == stamp
+
+
+def test_staging_folders_of_killed_preparations_are_removed(toy_sources, tmp_path):
+    src = tmp_path / "toy.txt"
+    src.write_bytes(TOY)
+    root = tmp_path / "root"
+    root.mkdir()
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    host = sources_mod._host()
+    dead = root / f".toy.staging-{host}-{finished.pid}-abc123"
+    live = root / f".toy.staging-{host}-{os.getpid()}-def456"
+    other_host = root / f".toy.staging-elsewhere-{finished.pid}-ghi789"
+    for folder in (dead, live, other_host):
+        folder.mkdir()
+        (folder / "toy.txt").write_bytes(b"half")
+    data.prepare("toy", source=src, root=root)
+    assert not dead.exists() and live.exists() and other_host.exists()
+
+
+def test_data_prepare_errors_exit_2_with_one_line(toy_sources, tmp_path, capsys):
+    from laptime.cli.main import main
+
+    for argv, fragment in [
+        (["data", "prepare", "nosuch"], "unknown dataset 'nosuch'"),
+        (["data", "prepare", "toy", "--source", str(tmp_path / "nowhere")], "does not exist"),
+        (["data", "prepare", "toy", "--source", "http://127.0.0.1:9/toy.txt", "--root", str(tmp_path)],
+         "download of 'toy.txt' failed"),
+    ]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and fragment in err, err
+        assert "Traceback" not in err

@@ -175,8 +175,8 @@ def test_download_from_a_local_server_checks_content_and_builds(served, tmp_path
     monkeypatch.setenv("LAPTIME_DATA_SOURCES", "")
     with pytest.raises(DataError, match="not the expected data"):
         data.prepare("tinyhiv", source=f"{url}/bad/HIV.csv", root=tmp_path)
-    assert not (tmp_path / "tinyhiv" / "HIV.csv").exists()
-    assert not [p for p in (tmp_path / "tinyhiv").iterdir() if p.name.endswith(".part")]
+    assert not (tmp_path / "tinyhiv").exists()  # not even the folder: nothing half-made
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name or p.name.endswith(".part")]
 
     directory = data.prepare("tinyhiv", root=tmp_path)  # the official URL: our server
     cache = molhiv_data.load_cache(directory)

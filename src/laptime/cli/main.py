@@ -837,7 +837,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from laptime.data import cli as data_cli
 
-    p = sub.add_parser("data", help="prepare and list datasets")
+    p = sub.add_parser("data", help="prepare, list and verify datasets")
     data_cli.add_arguments(p)
     p.set_defaults(func=lambda a: data_cli.run(a))
     return parser

@@ -105,7 +105,8 @@ def load_arrays(directory: Path, mmap: bool = True) -> dict[str, np.ndarray]:
     try:
         return {name: np.load(Path(directory) / f"{name}.npy", mmap_mode="r" if mmap else None) for name in ARRAYS}
     except (OSError, ValueError) as exc:
-        raise DataError(f"the CIFAR-10 cache in {directory} is unreadable ({exc}); prepare it again with --force") from exc
+        raise DataError(f"the CIFAR-10 cache in {directory} is unreadable ({exc}); prepare it again with "
+                        f"`laptime data prepare {Path(directory).name} --force`") from exc
 
 
 # --------------------------------------------------------------------------- official archive

@@ -2,32 +2,56 @@
 
 A dataset lives in ``data_root()/<name>/``. It gets there only through :func:`prepare` (an
 explicit step: ``laptime data prepare NAME [--source PATH|URL]``), which copies a local file or
-downloads the official file (or a mirror), always checking the md5 and never leaving a
-half-written file behind. Workloads call :func:`locate`, which never downloads: it returns the
-prepared directory, copies a verified local copy from ``$LAPTIME_DATA_SOURCES`` if one is there,
-or raises :class:`DataError` with the command that prepares the dataset.
+downloads the official file (or a mirror), always checking the md5. Workloads call :func:`locate`,
+which never downloads: it returns the prepared directory, copies a verified local copy from
+``$LAPTIME_DATA_SOURCES`` if one is there, or raises :class:`DatasetNotReady` saying what it found
+and the command that prepares the dataset. :func:`ensure` (before runs) downloads what is missing.
 
 Datasets generated offline by a package (MNIST-1D) have no files to fetch; :func:`prepare` and
 :func:`locate` run their generator once and cache the result.
+
+**Nothing half-made.** A preparation writes into a hidden staging folder (``.<name>.staging-…``
+beside the dataset folder for a new dataset, ``.staging-…`` inside it otherwise) and moves the
+result into place only once every file is verified and the cache is built; on any failure the
+staging folder is removed, so a failed first preparation leaves no dataset folder at all. The
+stamp (:data:`STAMP_NAME`) is written last; a folder without a valid stamp is never trusted.
+
+**The stamp and the two checks.** The stamp records, for each source file, its md5 (or that it is
+content-checked) and, for each cache file (what the builder, importer or generator wrote), its
+sha256 — each with the size and mtime it had when it was recorded. Opening a dataset
+(:func:`locate`, :func:`status`) makes the *cheap* check: every file is there and has the
+recorded size and mtime; a file whose size or mtime changed is hashed again and must match (a copy
+with new mtimes passes, once, and its stamp is refreshed). :func:`verify` (``laptime data
+verify``) makes the *full* check: every file hashed again, whatever its mtime (about a second per
+few hundred MB). Damage found in the cache is repaired by rebuilding it from the verified source
+files (no download); damaged source files are fetched again.
+
+Other packages add sources through the ``laptime.datasets`` entry-point group (a
+:class:`DataSource`, an iterable of them, or a factory of either; see :mod:`laptime.plugins`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import dataclasses
+import difflib
 import hashlib
+import http.client
 import json
 import os
+import re
+import shutil
+import socket
 import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 from laptime.atomic import atomic_write
+from laptime.plugins import load_entry_points, skip_plugin
 
 #: Seconds to wait on a stalled connection (per blocking socket operation, not for the whole file).
 DOWNLOAD_TIMEOUT_SEC = 30.0
@@ -35,14 +59,34 @@ DOWNLOAD_TIMEOUT_SEC = 30.0
 ROOT_ENV = "LAPTIME_DATA"
 #: Environment variable: ``os.pathsep``-separated directories holding ``<name>/<filename>`` copies.
 SOURCES_ENV = "LAPTIME_DATA_SOURCES"
-#: Written into a dataset directory once every file is verified.
+#: Written into a dataset directory, last, once every file is verified and the cache is built.
 STAMP_NAME = ".laptime-verified.json"
+#: Entry-point group through which other packages add data sources.
+ENTRY_POINT_GROUP = "laptime.datasets"
+#: The hash recorded for every cache file when it is written and checked when it is opened.
+CACHE_HASH = "sha256"
 
 _CHUNK = 1 << 20
+_STAGING = ".staging-"
+#: A source's name is a folder name under the data root.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class DataError(Exception):
     """A dataset is missing, corrupt or could not be fetched. The message is meant for users."""
+
+
+class DatasetNotReady(DataError):
+    """:func:`locate` found the dataset missing or damaged and could not fix it without a download.
+
+    ``summary`` says what was found in a few words (for a log line before a download);
+    ``downloadable``: whether fetching the official files would fix it.
+    """
+
+    def __init__(self, message: str, summary: str, downloadable: bool):
+        super().__init__(message)
+        self.summary = summary
+        self.downloadable = downloadable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +108,24 @@ class DataFile:
     def __post_init__(self) -> None:
         if self.md5 is None and self.check is None:
             raise ValueError(f"{self.filename}: a data file needs an md5 or a content check")
+        if not isinstance(self.filename, str) or not _NAME.match(self.filename):
+            raise ValueError(f"data file name {self.filename!r}: use letters, digits, '_', '.', '-' (a file in "
+                             "the dataset's folder)")
+
+    def problem(self, path: Path) -> str | None:
+        """What is wrong with ``path`` as this file (``fails its checksum: expected md5 …, found
+        …`` or what the content check found), or ``None`` when it is this file."""
+        try:
+            if self.md5 is not None:
+                actual = md5_file(path)
+                return None if actual == self.md5 else f"fails its checksum: expected md5 {self.md5}, found {actual}"
+            assert self.check is not None
+            self.check(path)
+        except DataError as exc:
+            return f"is not the expected data ({exc})"
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror or exc})"
+        return None
 
     def verify(self, path: Path, origin: str, actual_md5: str | None = None) -> None:
         """Raise :class:`DataError` unless ``path`` is this file (by md5, else by its content check)."""
@@ -94,9 +156,11 @@ class DataSource:
     files: tuple[DataFile, ...]
     description: str
     generate: Callable[[Path], None] | None = dataclasses.field(default=None, compare=False, repr=False)
-    #: Turns the verified files into a fast cache inside the dataset directory (uint8 arrays,
+    #: Turns the verified files into a fast cache inside the directory it is given (uint8 arrays,
     #: token tensors, graph tensors). Runs once after the files are verified, and again when
-    #: ``build_version`` changes. Must write atomically (a crash leaves no half-written cache).
+    #: ``build_version`` changes or the cache is found damaged. It runs in a staging folder that
+    #: is moved into place only when it succeeds; every file it writes is recorded (sha256). The
+    #: source files there are hard links to the prepared ones: read them, never modify them.
     build: Callable[[Path], None] | None = dataclasses.field(default=None, compare=False, repr=False)
     build_version: str = "1"
     #: Prepares the dataset from a local copy in another layout (e.g. an image-folder tree):
@@ -108,6 +172,10 @@ class DataSource:
     #: (e.g. ``ogbg-molhiv`` for ``molhiv``); the source's own name is always tried first.
     local_names: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(f"dataset name {self.name!r}: use letters, digits, '_', '.', '-' (it names a folder)")
+
     @property
     def is_generated(self) -> bool:
         return self.generate is not None
@@ -115,6 +183,10 @@ class DataSource:
     @property
     def downloadable(self) -> bool:
         return bool(self.files) and all(f.url for f in self.files)
+
+    @property
+    def has_cache(self) -> bool:
+        return self.build is not None or self.import_local is not None or self.is_generated
 
 
 def _generate_mnist1d(directory: Path) -> None:
@@ -134,6 +206,7 @@ def _module_sources() -> list[DataSource]:
     return [source for name in _SOURCE_MODULES for source in importlib.import_module(f"laptime.data.{name}").SOURCES]
 
 
+#: The built-in sources (plugins come on top: :func:`known_sources`).
 SOURCES: Mapping[str, DataSource] = MappingProxyType(
     {
         "tinyshakespeare": DataSource(
@@ -161,16 +234,33 @@ SOURCES: Mapping[str, DataSource] = MappingProxyType(
 )
 
 
+def plugin_sources() -> dict[str, DataSource]:
+    """The sources of installed ``laptime.datasets`` plugins, by name (read anew at each call).
+    One whose name is taken, or a plugin that fails to load, is skipped with a warning."""
+    found: dict[str, DataSource] = {}
+    for source, where in load_entry_points(ENTRY_POINT_GROUP, DataSource, "dataset"):
+        if source.name in SOURCES or source.name in found:
+            skip_plugin("dataset", source.name, where, "is already defined")
+            continue
+        found[source.name] = source
+    return found
+
+
 def known_sources() -> Mapping[str, DataSource]:
-    """All known data sources by name (read-only)."""
-    return SOURCES
+    """All known data sources by name (read-only): the built-in ones and the plugins'."""
+    return MappingProxyType({**SOURCES, **plugin_sources()})
 
 
 def get_source(name: str) -> DataSource:
-    try:
+    if name in SOURCES:
         return SOURCES[name]
-    except KeyError:
-        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(SOURCES))}") from None
+    plugins = plugin_sources()
+    if name in plugins:
+        return plugins[name]
+    known = sorted({*SOURCES, *plugins})
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise DataError(f"unknown dataset {name!r}{hint}; known datasets: {', '.join(known)}")
 
 
 # --------------------------------------------------------------------------- paths
@@ -190,21 +280,23 @@ def dataset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
     return (Path(root).expanduser() if root is not None else data_root()) / name
 
 
-def md5_file(path: str | os.PathLike) -> str:
-    digest = hashlib.md5()
+def _hash_file(path: str | os.PathLike, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
+def md5_file(path: str | os.PathLike) -> str:
+    return _hash_file(path, "md5")
+
+
 def prepare_command(name: str) -> str:
     return f"laptime data prepare {name} [--source PATH|URL]"
 
 
-# --------------------------------------------------------------------------- verification stamp
-# Once all files of a dataset pass their md5 check, a stamp records each file's size and mtime, so
-# that ``locate`` need not re-hash large files on every run; a changed file is hashed again.
+# --------------------------------------------------------------------------- the stamp and the checks
 
 
 def _stat_key(path: Path) -> list[int]:
@@ -216,55 +308,287 @@ def _file_identity(f: DataFile) -> str:
     return f.md5 if f.md5 is not None else "content-checked"
 
 
-def _write_stamp(directory: Path, source: DataSource, built: bool = True) -> None:
-    """Record the verified files; the cache's ``built`` mark is kept unless ``built=False`` (new
-    files: the cache must be rebuilt). A stale ``imported`` mark is never carried over."""
-    stamp: dict = {f.filename: {"md5": _file_identity(f), "stat": _stat_key(directory / f.filename)} for f in source.files}
-    previous = _read_stamp(directory).get("built")
-    if built and previous is not None:
-        stamp["built"] = previous
-    _save_stamp(directory, stamp)
-
-
 def _save_stamp(directory: Path, stamp: Mapping) -> None:
     _atomic_write_text(directory / STAMP_NAME, json.dumps(stamp, indent=1, sort_keys=True))
 
 
 def _read_stamp(directory: Path) -> dict:
     try:
-        return json.loads((directory / STAMP_NAME).read_text())
+        stamp = json.loads((directory / STAMP_NAME).read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _is_verified(directory: Path, source: DataSource) -> bool:
-    """True when every file is present with the right md5 (trusting the stamp if unchanged)."""
-    stamp = _read_stamp(directory)
-    if source.import_local is not None and isinstance(stamp.get("imported"), dict):
-        # prepared from a local copy in another layout: the cache itself is the dataset
-        return _is_built(directory, source, stamp)
-    rehashed = False
-    for f in source.files:
-        path = directory / f.filename
-        if not path.is_file():
-            return False
-        entry = stamp.get(f.filename, {})
-        if entry.get("md5") == _file_identity(f) and entry.get("stat") == _stat_key(path):
-            continue
-        try:
-            f.verify(path, str(path))
-        except DataError:
-            return False
-        rehashed = True
-    if rehashed:
-        with contextlib.suppress(OSError):
-            _write_stamp(directory, source)
-    return True
+    return stamp if isinstance(stamp, dict) else {}
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
     with atomic_write(path, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def _record_cache(directory: Path, names) -> dict:
+    """The stamp's record of cache files: sha256, size and mtime of each."""
+    return {name: {CACHE_HASH: _hash_file(directory / name, CACHE_HASH), "stat": _stat_key(directory / name)}
+            for name in sorted(names)}
+
+
+def _written_files(directory: Path, spec: DataSource) -> list[str]:
+    """The files a build, an import or a generator wrote: every plain file that is not a source
+    file, the stamp or hidden (temporary files and staging folders are hidden)."""
+    sources = {f.filename for f in spec.files}
+    return sorted(p.name for p in directory.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.name not in sources)
+
+
+@dataclasses.dataclass
+class _State:
+    """What :func:`_inspect` found in a dataset directory."""
+
+    exists: bool
+    present: bool  # anything of the dataset is there (a source file, an imported or generated cache)
+    file_problems: list[str]  # "<file> fails its checksum: …", "<file> is missing"
+    verified: set[str]  # the source files that passed
+    cache: str | None  # why the cache cannot be used as it is (None: it can)
+    damaged: bool  # the cache was there and changed (not merely unbuilt or from an older builder)
+    imported: dict | None
+    checked_bytes: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.present and not self.file_problems and self.cache is None
+
+    @property
+    def rebuildable(self) -> bool:
+        """The source files are verified (or there are none: generated): only the cache needs making."""
+        return self.present and not self.file_problems and self.cache is not None and self.imported is None
+
+
+def _inspect(directory: Path, spec: DataSource, full: bool = False) -> _State:
+    """Check a dataset directory against its stamp: cheaply (size and mtime, re-hashing only files
+    whose size or mtime changed) or, with ``full``, by hashing every file. Records what it learns
+    in the stamp: refreshed stats of files that still match, a full check's damage (so the next
+    cheap check sees it too), and the cache of a stamp written before cache records existed."""
+    if not directory.is_dir():
+        return _State(False, False, [f"{f.filename} is missing" for f in spec.files], set(), None, False, None)
+    stamp = _read_stamp(directory)
+    had_stamp = bool(stamp)
+    changed = False
+    checked = 0
+    imported = stamp.get("imported") if spec.import_local is not None and isinstance(stamp.get("imported"), dict) else None
+    problems: list[str] = []
+    verified: set[str] = set()
+    if imported is None:
+        for f in spec.files:
+            path = directory / f.filename
+            if not path.is_file():
+                problems.append(f"{f.filename} is missing")
+                continue
+            entry = stamp.get(f.filename)
+            entry = entry if isinstance(entry, dict) else {}
+            stat = _stat_key(path)
+            if not full and entry.get("md5") == _file_identity(f) and entry.get("stat") == stat:
+                verified.add(f.filename)
+                continue
+            problem = f.problem(path)
+            checked += stat[0]
+            if problem is None:
+                verified.add(f.filename)
+                changed |= entry != {"md5": _file_identity(f), "stat": stat}
+                stamp[f.filename] = {"md5": _file_identity(f), "stat": stat}
+            else:
+                problems.append(f"{f.filename} {problem}")
+                if entry.get("stat") is not None:
+                    stamp[f.filename] = {**entry, "stat": None}  # damaged: never trusted on its stat again
+                    changed = True
+    present = (imported is not None or any((directory / f.filename).is_file() for f in spec.files)
+               or (spec.is_generated and "generated" in stamp))
+    cache, damaged = None, False
+    if spec.has_cache and present:
+        cache, damaged, cache_changed, cache_checked = _inspect_cache(directory, spec, stamp, full)
+        changed |= cache_changed
+        checked += cache_checked
+    if changed and (had_stamp or verified):
+        with contextlib.suppress(OSError):  # a read-only data root still works, it is only re-checked
+            _save_stamp(directory, stamp)
+    return _State(True, present, problems, verified, cache, damaged, imported, checked)
+
+
+def _inspect_cache(directory: Path, spec: DataSource, stamp: dict, full: bool) -> tuple[str | None, bool, bool, int]:
+    """(problem, damaged, stamp changed, bytes hashed) for the cache part of ``stamp``."""
+    if spec.is_generated:
+        if not isinstance(stamp.get("generated"), dict) or not stamp["generated"]:
+            return "not generated yet", False, False, 0
+    elif stamp.get("built") != spec.build_version:
+        if "built" in stamp:
+            return (f"its cache was built by an older builder (version {stamp['built']}, now "
+                    f"{spec.build_version})"), False, False, 0
+        return "its cache is not built yet", False, False, 0
+    record = stamp.get("cache")
+    if not isinstance(record, dict):
+        # stamped before cache files were recorded: record what is there (a generator's md5s are checked)
+        names = sorted(stamp["generated"]) if spec.is_generated else _written_files(directory, spec)
+        missing = [name for name in names if not (directory / name).is_file()]
+        if missing:
+            return f"cache file {missing[0]} is missing", True, False, 0
+        if spec.is_generated:
+            for name, expected in sorted(stamp["generated"].items()):
+                actual = md5_file(directory / name)
+                if actual != expected:
+                    return (f"cache file {name} has md5 {actual}, expected {expected} (changed after it was "
+                            f"made)"), True, False, 0
+        stamp["cache"] = _record_cache(directory, names)
+        return None, False, True, sum(entry["stat"][0] for entry in stamp["cache"].values())
+    changed, checked = False, 0
+    for name, entry in sorted(record.items()):
+        path = directory / name
+        if not isinstance(entry, dict) or not path.is_file():
+            return f"cache file {name} is missing", True, changed, checked
+        stat = _stat_key(path)
+        recorded = entry.get("stat")
+        if not full and stat == recorded:
+            continue
+        expected_size = entry.get("size", recorded[0] if isinstance(recorded, list) else None)
+        if expected_size is not None and stat[0] != expected_size:
+            changed |= recorded is not None
+            entry["size"], entry["stat"] = expected_size, None  # damaged: never trusted on its stat again
+            return (f"cache file {name} is {stat[0]:,} bytes, expected {expected_size:,} (changed after it was "
+                    "built)"), True, changed, checked
+        actual = _hash_file(path, CACHE_HASH)
+        checked += stat[0]
+        if actual != entry.get(CACHE_HASH):
+            if recorded is not None:
+                entry["size"], entry["stat"] = stat[0], None  # damaged: never trusted on its stat again
+                changed = True
+            return (f"cache file {name} has {CACHE_HASH} {actual}, expected {entry.get(CACHE_HASH)} (changed "
+                    "after it was built)"), True, changed, checked
+        if recorded != stat:
+            entry["stat"] = stat
+            entry.pop("size", None)
+            changed = True
+    return None, False, changed, checked
+
+
+# --------------------------------------------------------------------------- staging
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_dead_staging(parent: Path, prefix: str) -> None:
+    """Remove staging folders left by killed preparations of this host (their process is gone)."""
+    with contextlib.suppress(OSError):
+        for path in parent.iterdir():
+            if not path.name.startswith(prefix) or not path.is_dir():
+                continue
+            parts = path.name[len(prefix):].rsplit("-", 2)
+            if len(parts) == 3 and parts[0] == _host() and parts[1].isdigit() and not _alive(int(parts[1])):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    """``mkdir -p path``; returns the folders it created, deepest last."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    created = []
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+        created.append(folder)
+    return created
+
+
+@contextlib.contextmanager
+def _staging(directory: Path) -> Iterator[Path]:
+    """A hidden staging folder for ``directory`` on its file system: inside it if it exists (files
+    are then moved in one by one), else beside it (renamed into place whole). Removed on exit; on
+    failure the folders created for it (a new data root) go too."""
+    inside = directory.is_dir()
+    parent = directory if inside else directory.parent
+    prefix = _STAGING if inside else f".{directory.name}{_STAGING}"
+    try:
+        created = _make_dirs(parent)
+    except OSError as exc:
+        raise DataError(f"cannot create the data folder {parent}: {exc.strerror or exc}") from exc
+    try:
+        _remove_dead_staging(parent, prefix)
+        try:
+            stage = Path(tempfile.mkdtemp(dir=parent, prefix=f"{prefix}{_host()}-{os.getpid()}-"))
+        except OSError as exc:
+            raise DataError(f"cannot write in the data folder {parent}: {exc.strerror or exc}") from exc
+        try:
+            yield stage
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    except BaseException:
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty
+        raise
+
+
+def _new_dir_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
+def _commit(stage: Path, directory: Path, spec: DataSource, stamp: dict, reused: frozenset[str] = frozenset()) -> None:
+    """Move what ``stage`` holds into ``directory`` and write the stamp last. ``stamp`` gets the
+    source files' entries here (their final stat); ``reused`` names files already in place."""
+    for f in spec.files if "imported" not in stamp else ():
+        where = directory / f.filename if f.filename in reused else stage / f.filename
+        stamp[f.filename] = {"md5": _file_identity(f), "stat": _stat_key(where)}
+    if not directory.exists():
+        _save_stamp(stage, stamp)
+        os.chmod(stage, _new_dir_mode())  # mkdtemp makes 0700; prepared data is meant to be shared
+        try:
+            os.rename(stage, directory)  # the whole dataset folder appears at once
+            return
+        except OSError:
+            if not directory.is_dir():
+                raise
+        (stage / STAMP_NAME).unlink()  # made meanwhile by another process: move the files in below
+    previous = _read_stamp(directory).get("cache")
+    (directory / STAMP_NAME).unlink(missing_ok=True)  # from here on the folder is not trusted until the new stamp
+    for path in sorted(stage.iterdir()):
+        if path.name != STAMP_NAME and path.name not in reused:
+            os.replace(path, directory / path.name)
+    for stale in set(previous if isinstance(previous, dict) else ()) - set(stamp.get("cache", ())):
+        with contextlib.suppress(OSError):
+            (directory / stale).unlink()  # an older build's output the new one does not write
+    _save_stamp(directory, stamp)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+@contextlib.contextmanager
+def _in_stage(stage: Path, directory: Path, what: str) -> Iterator[None]:
+    """Errors of a builder, importer or generator running in ``stage`` as :class:`DataError`s that
+    name the dataset folder rather than the staging folder."""
+    try:
+        yield
+    except DataError as exc:
+        raise DataError(str(exc).replace(str(stage), str(directory))) from exc
+    except (OSError, ValueError) as exc:
+        raise DataError(f"could not {what} in {directory}: {str(exc).replace(str(stage), str(directory))}") from exc
 
 
 # --------------------------------------------------------------------------- fetching
@@ -359,32 +683,35 @@ def prepare(
     *,
     force: bool = False,
     timeout: float = DOWNLOAD_TIMEOUT_SEC,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Make dataset ``name`` available under ``root/name/`` and return that directory.
 
     ``source`` is a local directory or file (copied), or an http(s) URL of the file or of a
     directory prefix (downloaded); by default each file's official URL. Every file is checked
-    against its md5 before it is renamed into place; a mismatch raises :class:`DataError` naming
-    both checksums and the source. Files already present and verified are kept unless ``force``.
+    against its md5 before it is moved into place; a mismatch raises :class:`DataError` naming
+    both checksums and the source. Files already present and verified are kept unless ``force``;
+    a cache that is missing, from an older builder or damaged is rebuilt from them (``log`` is
+    told about damage). Nothing is moved into place unless everything succeeded.
     """
     spec = get_source(name)
     directory = dataset_dir(name, root)
     if spec.is_generated and source is not None:
         raise DataError(f"dataset {name!r} is generated offline and takes no --source")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot create the dataset directory {directory}: {exc}") from exc
+    state = _inspect(directory, spec)
     if spec.is_generated:
-        if force or not _generated_ready(directory):
-            (directory / STAMP_NAME).unlink(missing_ok=True)
-            spec.generate(directory)
-            made = {p.name: md5_file(p) for p in sorted(directory.iterdir()) if p.is_file() and not p.name.startswith(".")}
-            _save_stamp(directory, {"generated": made})
+        if force or not state.ready:
+            if state.damaged and log is not None:
+                log(f"dataset {name!r} in {directory}: {state.cache}; generating it again")
+            _generate(spec, directory)
         return directory
-    if not force and _is_verified(directory, spec):
-        _ensure_built(directory, spec)
+    if not force and state.ready:
         return directory
+    if not force and state.rebuildable:
+        _rebuild(spec, directory, state, log)
+        return directory
+    if log is not None and state.present and (state.file_problems or state.damaged) and not force:
+        log(f"dataset {name!r} in {directory}: {'; '.join(state.file_problems) or state.cache}; preparing it again")
     src = None if source is None else os.fspath(source)
     local = None
     if src is not None and not _is_url(src):
@@ -394,28 +721,58 @@ def prepare(
         if spec.import_local is not None and not _has_official_files(local, name, spec):
             return _import(spec, local, directory)
     if src is None and not spec.downloadable:
-        raise DataError(
-            f"dataset {name!r} has no public download address; prepare it from a local copy:\n"
-            f"    laptime data prepare {name} --source PATH"
-        )
-    for data_file in spec.files:
-        target = directory / data_file.filename
-        if not force and target.is_file():
-            try:
-                data_file.verify(target, str(target))
+        if state.present:
+            raise _not_ready(spec, directory, state, [])
+        raise DataError(f"dataset {name!r} has no public download address; prepare it from a local copy: "
+                        f"laptime data prepare {name} --source PATH")
+    with _staging(directory) as stage:
+        reused = frozenset() if force else frozenset(state.verified)
+        for data_file in spec.files:
+            if data_file.filename in reused:
+                _link_or_copy(directory / data_file.filename, stage / data_file.filename)  # the build reads it
                 continue
-            except DataError:
-                pass
-        if local is not None:
-            tmp = _copy(_local_file(local, name, data_file, len(spec.files)), directory, data_file)
-        else:
-            url = data_file.url if src is None else _file_url(src, data_file)
-            assert url is not None
-            tmp = _download(url, directory, data_file, timeout)
-        os.replace(tmp, target)
-    _write_stamp(directory, spec, built=False)
-    _ensure_built(directory, spec)
+            if local is not None:
+                tmp = _copy(_local_file(local, name, data_file, len(spec.files)), stage, data_file)
+            else:
+                url = data_file.url if src is None else _file_url(src, data_file)
+                assert url is not None
+                tmp = _download(url, stage, data_file, timeout)
+            os.replace(tmp, stage / data_file.filename)
+        _commit(stage, directory, spec, _build(spec, stage, directory), reused)
     return directory
+
+
+def _build(spec: DataSource, stage: Path, directory: Path) -> dict:
+    """Run the cache builder in ``stage``; returns the stamp's cache part."""
+    if spec.build is None:
+        return {}
+    with _in_stage(stage, directory, f"build the cache of dataset {spec.name!r}"):
+        spec.build(stage)
+    return {"built": spec.build_version, "cache": _record_cache(stage, _written_files(stage, spec))}
+
+
+def _rebuild(spec: DataSource, directory: Path, state: _State, log: Callable[[str], None] | None) -> None:
+    """Build the cache again from the verified source files in ``directory`` (no download)."""
+    if state.damaged and log is not None:
+        log(f"dataset {spec.name!r} in {directory}: {state.cache}; rebuilding the cache from the verified source files")
+    try:
+        with _staging(directory) as stage:
+            for f in spec.files:
+                _link_or_copy(directory / f.filename, stage / f.filename)
+            _commit(stage, directory, spec, _build(spec, stage, directory), frozenset(f.filename for f in spec.files))
+    except DataError as exc:
+        raise DataError(f"dataset {spec.name!r} in {directory}: {state.cache}, and rebuilding it from the source "
+                        f"files failed: {exc}") from exc
+
+
+def _generate(spec: DataSource, directory: Path) -> None:
+    assert spec.generate is not None
+    with _staging(directory) as stage:
+        with _in_stage(stage, directory, f"generate dataset {spec.name!r}"):
+            spec.generate(stage)
+        made = _written_files(stage, spec)
+        _commit(stage, directory, spec, {"generated": {n: md5_file(stage / n) for n in made},
+                                         "cache": _record_cache(stage, made)})
 
 
 def _has_official_files(local: Path, name: str, spec: DataSource) -> bool:
@@ -430,33 +787,13 @@ def _has_official_files(local: Path, name: str, spec: DataSource) -> bool:
 def _import(spec: DataSource, local: Path, directory: Path) -> Path:
     """Prepare from a local copy in another layout through ``spec.import_local``."""
     assert spec.import_local is not None
-    (directory / STAMP_NAME).unlink(missing_ok=True)
-    what = spec.import_local(local, directory)
-    _save_stamp(directory, {"imported": {"from": str(local), "what": what}, "built": spec.build_version})
+    with _staging(directory) as stage:
+        with _in_stage(stage, directory, f"import dataset {spec.name!r}"):
+            what = spec.import_local(local, stage)
+        stamp = {"imported": {"from": str(local.resolve()), "what": what}, "built": spec.build_version,
+                 "cache": _record_cache(stage, _written_files(stage, spec))}
+        _commit(stage, directory, spec, stamp)
     return directory
-
-
-def _is_built(directory: Path, spec: DataSource, stamp: Mapping | None = None) -> bool:
-    if spec.build is None and spec.import_local is None:
-        return True
-    stamp = _read_stamp(directory) if stamp is None else stamp
-    return stamp.get("built") == spec.build_version
-
-
-def _ensure_built(directory: Path, spec: DataSource) -> None:
-    """Run the source's cache builder unless the stamp says this version is built already."""
-    if spec.build is None or _is_built(directory, spec):
-        return
-    try:
-        spec.build(directory)
-    except (OSError, ValueError) as exc:  # a DataError from the builder passes through as it is
-        raise DataError(f"could not build the cache of dataset {spec.name!r} in {directory}: {exc}") from exc
-    _save_stamp(directory, {**_read_stamp(directory), "built": spec.build_version})
-
-
-def _generated_ready(directory: Path) -> bool:
-    made = _read_stamp(directory).get("generated")
-    return isinstance(made, dict) and bool(made) and all((directory / name).is_file() for name in made)
 
 
 #: Where local dataset copies are looked for when ``$LAPTIME_DATA_SOURCES`` is not set (relative to
@@ -472,88 +809,177 @@ def local_source_dirs() -> list[Path]:
     return [Path(p).expanduser() for p in candidates if p and Path(p).expanduser().is_dir()]
 
 
-def _find_local_copy(spec: DataSource) -> Path | None:
+def _find_local_copy(spec: DataSource) -> tuple[Path | None, list[str]]:
+    """The first verified copy of the dataset's files under the local source directories, and the
+    copies that were there but failed their check (``"<path> fails its checksum: …"``)."""
+    rejected: list[str] = []
     if not spec.files:
-        return None
+        return None, rejected
     for base in local_source_dirs():
         for folder in (spec.name, *spec.local_names):
             candidate = base / folder
+            problems = []
             try:
                 for f in spec.files:
                     path = _local_file(candidate, spec.name, f, len(spec.files))
-                    f.verify(path, str(path))
-            except DataError:
+                    problem = f.problem(path)
+                    if problem is not None:
+                        problems.append(f"{path} {problem}")
+            except DataError:  # a file is not there: not a copy of this dataset
                 continue
-            return candidate
-    return None
+            if not problems:
+                return candidate, rejected
+            rejected.extend(problems)
+    return None, rejected
 
 
-def locate(name: str, root: str | os.PathLike | None = None) -> Path:
+def _fix(spec: DataSource, state: _State) -> str:
+    """The command that makes the dataset usable again, in words."""
+    name = spec.name
+    if state.rebuildable:
+        what = "generates it again" if spec.is_generated else "rebuilds it from the verified source files"
+        return f"`laptime data prepare {name}` {what} (so does the next run)"
+    if spec.downloadable:
+        return (f"`laptime data prepare {name}` downloads it (md5-checked), or `laptime data prepare {name} "
+                f"--source PATH|URL` copies it from a local copy or a mirror")
+    if state.imported is not None and state.imported.get("from"):
+        return f"import it again with `laptime data prepare {name} --source {state.imported['from']}`"
+    return (f"it has no public download address: prepare it from a local copy with "
+            f"`laptime data prepare {name} --source PATH`")
+
+
+def _not_ready(spec: DataSource, directory: Path, state: _State, rejected: list[str]) -> DatasetNotReady:
+    name = spec.name
+    if not state.present:
+        found = f"dataset {name!r} is not prepared in {directory}"
+        if spec.files:
+            found += f" (needs {', '.join(f.filename for f in spec.files)})"
+    else:
+        found = f"dataset {name!r} in {directory} is damaged: {'; '.join(state.file_problems) or state.cache}"
+    if rejected:
+        found += "; the local copy " + "; the local copy ".join(rejected)
+        found += ", so it was not used" if len(rejected) == 1 else ", so they were not used"
+    hint = (f" (set ${ROOT_ENV} to keep data elsewhere, or ${SOURCES_ENV} to folders holding "
+            f"{name}/{spec.files[0].filename} copies)") if spec.files else ""
+    return DatasetNotReady(f"{found}. Fix: {_fix(spec, state)}{hint}.", found, spec.downloadable)
+
+
+def locate(name: str, root: str | os.PathLike | None = None, log: Callable[[str], None] | None = None) -> Path:
     """The prepared directory of dataset ``name``; never downloads.
 
-    If the dataset is not prepared but ``$LAPTIME_DATA_SOURCES`` holds a copy with the right
-    checksums, it is copied in (verified). Generated datasets are generated on first use.
-    Otherwise raises :class:`DataError` telling the user how to prepare it.
+    A cache that is missing, from an older builder or damaged is rebuilt from the verified source
+    files (``log`` is told about damage). If the dataset is not prepared (or a source file is
+    damaged) but ``$LAPTIME_DATA_SOURCES`` holds a copy with the right checksums, it is copied in.
+    Generated datasets are generated on first use. Otherwise raises :class:`DatasetNotReady`
+    saying what was found — the damaged files, the local copies that failed their check, with
+    both checksums — and how to prepare the dataset.
     """
     spec = get_source(name)
     directory = dataset_dir(name, root)
     if spec.is_generated:
-        return prepare(name, root=root)
-    if directory.is_dir() and _is_verified(directory, spec):
-        _ensure_built(directory, spec)
+        return prepare(name, root=root, log=log)
+    state = _inspect(directory, spec)
+    if state.ready:
         return directory
-    local = _find_local_copy(spec)
+    if state.rebuildable:
+        _rebuild(spec, directory, state, log)
+        return directory
+    local, rejected = _find_local_copy(spec)
     if local is not None:
+        if log is not None and (rejected or state.present):
+            what = "; ".join(state.file_problems) if state.present else "not prepared"
+            skipped = "".join(f"; skipped the local copy {r}" for r in rejected)
+            log(f"dataset {name!r}: {what}{skipped}; copying it from {local} (md5-checked)")
         return prepare(name, source=local, root=root)
-    files = ", ".join(f.filename for f in spec.files)
-    state = "is not prepared" if not directory.exists() else "is incomplete or fails its checksum"
-    raise DataError(
-        f"dataset {name!r} {state} in {directory} (needs {files}).\n"
-        f"Prepare it once with:\n"
-        f"    laptime data prepare {name}\n"
-        f"or from a local copy or a mirror:\n"
-        f"    laptime data prepare {name} --source PATH|URL\n"
-        f"(set ${ROOT_ENV} to keep data elsewhere, or ${SOURCES_ENV} to directories holding "
-        f"{name}/{spec.files[0].filename if spec.files else ''} copies)."
-    )
+    raise _not_ready(spec, directory, state, rejected)
 
 
 def ensure(name: str, root: str | os.PathLike | None = None, download: bool = True,
            log: Callable[[str], None] | None = None) -> Path:
     """Make dataset ``name`` ready before a run: :func:`locate` (prepared, local copy or generated),
-    else — when ``download`` — fetch it from its official URL (md5-checked).
+    else — when ``download`` and the dataset has public addresses — fetch it from its official
+    URLs (md5-checked), after telling ``log`` what was found and what happens next.
 
     Raises :class:`DataError` with the commands that fix it when neither works.
     """
     try:
-        return locate(name, root)
-    except DataError as missing:
-        if not download:
+        return locate(name, root, log=log)
+    except DatasetNotReady as missing:
+        if not download or not missing.downloadable:
             raise
         if log is not None:
-            log(f"dataset {name!r} is not prepared: downloading it from its official source (md5-checked)")
+            log(f"{missing.summary}; downloading it from its official source (md5-checked)")
         try:
             return prepare(name, root=root)
         except DataError as failed:
-            raise DataError(f"{missing}\nDownloading it failed too: {failed}") from failed
+            raise DataError(f"{missing} Downloading it failed too: {failed}") from failed
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetStatus:
+    """One dataset's state under a data root, as :func:`check` and :func:`verify` see it.
+
+    ``state``: ``prepared``; ``missing``; ``stale`` (the source files are verified but the cache
+    is not built yet or comes from an older builder: the next preparation or run builds it);
+    ``damaged`` (a source file or a cache file fails its check: ``fix`` says what repairs it — a
+    damaged cache is rebuilt from verified source files without downloading). ``detail`` says
+    what is wrong; ``checked_bytes`` how much was hashed.
+    """
+
+    name: str
+    directory: Path
+    state: str
+    detail: str = ""
+    fix: str = ""
+    checked_bytes: int = 0
+
+
+def _describe(spec: DataSource, directory: Path, state: _State) -> DatasetStatus:
+    name, checked = spec.name, state.checked_bytes
+    if state.ready:
+        return DatasetStatus(name, directory, "prepared", checked_bytes=checked)
+    if not state.present:
+        fix = f"laptime data prepare {name}" + ("" if spec.downloadable or spec.is_generated else " --source PATH")
+        return DatasetStatus(name, directory, "missing", "", fix, checked)
+    if state.file_problems or state.damaged:
+        return DatasetStatus(name, directory, "damaged", "; ".join(state.file_problems) or state.cache or "",
+                             _fix(spec, state), checked)
+    return DatasetStatus(name, directory, "stale", state.cache or "",
+                         f"`laptime data prepare {name}` builds it (so does the next run)", checked)
+
+
+def check(name: str, root: str | os.PathLike | None = None) -> DatasetStatus:
+    """The state of dataset ``name`` by the cheap check (size and mtime; changed files re-hashed).
+    Changes nothing but the stamp's record of what it checked."""
+    spec = get_source(name)
+    directory = dataset_dir(name, root)
+    return _describe(spec, directory, _inspect(directory, spec))
+
+
+def verify(name: str, root: str | os.PathLike | None = None) -> DatasetStatus:
+    """The state of dataset ``name`` by the full check: every source file's md5 (or content) and
+    every cache file's sha256 computed again, whatever their mtimes. Damage found is recorded in
+    the stamp, so that :func:`prepare` (and the next run) repair it."""
+    spec = get_source(name)
+    directory = dataset_dir(name, root)
+    return _describe(spec, directory, _inspect(directory, spec, full=True))
 
 
 def status(root: str | os.PathLike | None = None) -> dict[str, bool]:
-    """Which datasets are prepared under ``root`` (without copying or generating anything)."""
-    result = {}
-    for name, spec in SOURCES.items():
-        directory = dataset_dir(name, root)
-        if spec.is_generated:
-            result[name] = _generated_ready(directory)
-        else:
-            result[name] = directory.is_dir() and _is_verified(directory, spec)
-    return result
+    """Which datasets are prepared and usable as they are under ``root`` (cheap check; nothing is
+    copied, built or generated)."""
+    return {name: check(name, root).state == "prepared" for name in known_sources()}
 
 
 __all__ = [
+    "CACHE_HASH",
     "DataError",
     "DataFile",
     "DataSource",
+    "DatasetNotReady",
+    "DatasetStatus",
+    "ENTRY_POINT_GROUP",
+    "check",
     "data_root",
     "dataset_dir",
     "ensure",
@@ -561,9 +987,11 @@ __all__ = [
     "locate",
     "local_source_dirs",
     "md5_file",
+    "plugin_sources",
     "prepare",
     "prepare_command",
     "SOURCES",
     "known_sources",
     "status",
+    "verify",
 ]

@@ -10,11 +10,20 @@
 A variant listed next to its base workload is scored through the variant gate (see
 :mod:`laptime.scoring`): the base counts as missed when the variant misses its target or is more
 than 4× slower than the fastest algorithm on it.
+
+Other packages add suites through the ``laptime.suites`` entry-point group: each entry point loads
+to a :class:`Suite`, an iterable of them, or a zero-argument factory of either (see
+:mod:`laptime.plugins`). A plugin suite may name plugin workloads; a plugin workload names the
+datasets it reads (``Workload.datasets``), which may come from the ``laptime.datasets`` group.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
+from laptime.plugins import load_entry_points, skip_plugin
+
+ENTRY_POINT_GROUP = "laptime.suites"
 
 
 class UnknownSuiteError(KeyError):
@@ -28,6 +37,14 @@ class Suite:
     description: str
     entries: tuple[tuple[str, str, str], ...]  # (workload, variant, config)
     device: str = "cpu"  # the device the suite's targets were calibrated on
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError("a suite needs a name")
+        entries = tuple(tuple(entry) for entry in self.entries)
+        if not entries or any(len(e) != 3 or not all(isinstance(part, str) and part for part in e) for e in entries):
+            raise ValueError(f"suite {self.name!r}: entries must be (workload, variant, config) name triples")
+        object.__setattr__(self, "entries", entries)
 
 
 #: The lite suite's (workload, variant) pairs: every workload with the variant that gates it.
@@ -47,8 +64,8 @@ def _lite_entries(cifar_config: str, config: str = "gpu") -> tuple[tuple[str, st
     return tuple((name, variant, pick(name)) for name, variant in LITE)
 
 
-def default_suites() -> dict[str, Suite]:
-    suites = [
+def builtin_suites() -> list[Suite]:
+    return [
         Suite("smoke", "CPU smoke suite, the default of `laptime bench`: MNIST-1D (MLP, with its CNN variant) and a "
                        "small character-level GPT on Tiny Shakespeare",
               (("mnist1d", "base", "cpu"), ("mnist1d", "cnn", "cpu"), ("shakespeare", "base", "cpu"))),
@@ -66,7 +83,19 @@ def default_suites() -> dict[str, Suite]:
         Suite("lite_cpu", "the lite suite's workloads in their CPU configurations (what the tests run)",
               _lite_entries("cpu", "cpu"), device="cpu"),
     ]
-    return {s.name: s for s in suites}
+
+
+def default_suites(include_entry_points: bool = True) -> dict[str, Suite]:
+    """The built-in suites and those of installed ``laptime.suites`` plugins, by name. A plugin
+    suite whose name is taken, or a plugin that fails to load, is skipped with a warning."""
+    suites = {s.name: s for s in builtin_suites()}
+    if include_entry_points:
+        for suite, where in load_entry_points(ENTRY_POINT_GROUP, Suite, "suite"):
+            if suite.name in suites:
+                skip_plugin("suite", suite.name, where, "is already defined")
+                continue
+            suites[suite.name] = suite
+    return suites
 
 
 def get_suite(name: str) -> Suite:
