@@ -188,6 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_batch_size(args.batch_size)
     budget_mode = _budget_mode(args.budget, device)
     threads = thread_choice(device, args.threads)
+    loggers = _loggers(args)
     options = TrialOptions(eval_every_steps=args.eval_every_steps, max_steps=args.max_steps, robust=not args.no_robust)
     plan = TrialPlan(workload=args.workload, algorithm=args.algorithm, hyperparameters=hp, seed=args.seed,
                      variant=workload.variant, config=workload.config, budget_factor=args.budget_factor,
@@ -198,7 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with ResultsStore(db_path) as store:
         run_id = store.start_run(args.command_line, {"device": str(device), "budget_mode": budget_mode})
         record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
-                              algorithms=algorithms, options=options, threads=threads,
+                              algorithms=algorithms, options=options, threads=threads, loggers=loggers,
                               progress=RichTrialProgress() if show_progress else None)
     summary = {
         "trial_id": record.trial_id,
@@ -467,12 +468,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     plans = [dataclasses.replace(plan, budget_mode=budget_mode, batch_size=args.batch_size)
              for plan in plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)]
     options = TrialOptions(max_steps=args.max_steps, robust=not args.no_robust)
+    loggers = _loggers(args)
     _ensure_data(suite.entries, quiet=args.json)
     db_path = Path(args.db) if args.db else default_store_path()
     out_dir = Path(args.out)
     console = _console()
     with ResultsStore(db_path) as store:
-        common = dict(options=options, resume=not args.no_resume, retry_failed=args.retry_failed, threads=threads)
+        common = dict(options=options, resume=not args.no_resume, retry_failed=args.retry_failed, threads=threads,
+                      loggers=loggers)
         if len(devices) == 1:
             executor = InlineExecutor(store, device=devices[0], **common)
             choice = thread_choice(resolved[0], threads)
@@ -490,6 +493,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                           f"({len(suite.entries)} workloads) × {len(names)} algorithms, ruleset {args.ruleset} "
                           f"→ {len(plans)} trials on {', '.join(devices)} ({budget_text}, {choice.threads} "
                           f"thread(s) per trial); results in {db_path}")
+            if loggers:
+                console.print("logging each trial to " + ", ".join(str(spec) for spec in loggers))
         if args.json:
             records = executor.run(plans)
         else:
@@ -656,6 +661,29 @@ def _default_db() -> Path:
     return default_store_path()
 
 
+# --------------------------------------------------------------------------- results where you work
+
+_LOG_HELP = ("log every trial to an experiment tracker (repeatable): tensorboard[:DIR] (event files; default DIR "
+             "runs), mlflow[:URI] (a tracking URI, an SQLite .db file or a folder; experiment "
+             "$MLFLOW_EXPERIMENT_NAME or laptime), "
+             "wandb[:PROJECT] (WANDB_MODE=offline keeps it local); each needs its extra, e.g. "
+             'pip install "laptime[tensorboard]"')
+
+
+def _add_log_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log", action="append", metavar="KIND[:TARGET]", help=_LOG_HELP)
+
+
+def _loggers(args: argparse.Namespace):
+    """``--log`` values as checked logger specs (package installed, folder or experiment ready),
+    before anything runs; a bad one is a one-line error."""
+    from laptime.loggers import check_loggers, parse_loggers
+
+    specs = parse_loggers(getattr(args, "log", None))
+    check_loggers(specs)
+    return specs
+
+
 # --------------------------------------------------------------------------- parser
 
 _BY_HELP = ("what the leaderboard scores: raw submission time to target (time; AlgoPerf's rule, for a dedicated "
@@ -723,6 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="stop after N steps")
     p.add_argument("--json", action="store_true", help="print the result as JSON (no progress display)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    _add_log_argument(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("calibrate", help="set a workload's targets and budget: tune the reference algorithm, "
@@ -765,6 +794,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
     p.add_argument("--json", action="store_true", help="machine-readable output (no progress display)")
     p.add_argument("--by", choices=("auto", "time", "robust", "steps"), default="auto", help=_BY_HELP)
+    _add_log_argument(p)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="write the HTML/markdown report of a stored benchmark")
