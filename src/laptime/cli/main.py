@@ -317,7 +317,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not db_path.exists():
         raise CLIError(f"no results database at {db_path} (run a trial first, or pass --db)")
     with ResultsStore(db_path) as store:
-        n = store.export_csv(args.out, table=args.table)
+        n = _export_table(store, args)
     print(f"wrote {n} {args.table} rows to {args.out}")
     return 0
 
@@ -684,6 +684,18 @@ def _loggers(args: argparse.Namespace):
     return specs
 
 
+#: ``laptime export --format``: the file suffixes that choose a format when it is not given.
+_EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def _export_table(store, args: argparse.Namespace) -> int:
+    """Write ``args.table`` to ``args.out`` as CSV or Parquet (``--format``, else by the suffix)."""
+    fmt = getattr(args, "format", None) or _EXPORT_SUFFIXES.get(Path(args.out).suffix.lower(), "csv")
+    if fmt == "parquet":
+        return store.export_parquet(args.out, table=args.table)
+    return store.export_csv(args.out, table=args.table)
+
+
 # --------------------------------------------------------------------------- parser
 
 _BY_HELP = ("what the leaderboard scores: raw submission time to target (time; AlgoPerf's rule, for a dedicated "
@@ -761,10 +773,13 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate_cli.add_arguments(p)
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("export", help="export stored trials or eval rows as CSV")
-    p.add_argument("--out", "-o", required=True, help="CSV file to write")
+    p = sub.add_parser("export", help="export stored trials or eval rows as CSV or Parquet")
+    p.add_argument("--out", "-o", required=True, help="file to write (CSV, or Parquet: see --format)")
     p.add_argument("--table", choices=("trials", "evals"), default="trials")
     p.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
+    p.add_argument("--format", choices=("csv", "parquet"), default=None,
+                   help="file format (default: by the --out suffix, .parquet/.pq for Parquet, else csv); "
+                        'Parquet needs pip install "laptime[parquet]"')
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="run a benchmark (suite × algorithms × ruleset), score it and write the report")
