@@ -440,6 +440,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from laptime.tuning.rulesets import ExternalTuning, SelfTuning, algorithm_entry, plan_trials
     from laptime.workloads.suites import get_suite
 
+    if getattr(args, "config", None):
+        _apply_bench_file(args)  # the file's options, under those given on the command line
     suite = get_suite(args.suite)
     registry = default_algorithms()
     _check_batch_size(args.batch_size)
@@ -486,6 +488,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 "studies": studies, "trials": args.trials, "seed": args.seed, "devices": devices,
                 "budget_mode": budget_mode, "score_column": column, "threads": choice.as_dict()}
         run_id = store.start_run(args.command_line, meta)
+        if getattr(args, "bench_file", None):
+            store.update_run_meta(run_id, {"bench_file": args.bench_file})  # what the file set, for the record
         executor.run_id = run_id
         if not args.json:
             budget_text = "step budgets" if budget_mode == "steps" else "time budgets"
@@ -696,6 +700,28 @@ def _export_table(store, args: argparse.Namespace) -> int:
     return store.export_csv(args.out, table=args.table)
 
 
+def _explicit_options(args: argparse.Namespace) -> set[str]:
+    """The options of ``args.command`` given on its command line (as opposed to defaults)."""
+    if not getattr(args, "command_line", None):  # called without main(): no command line to look at
+        return set()
+    parser = build_parser()
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk over subparsers
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for sub in action.choices.values():
+                for option in sub._actions:  # noqa: SLF001
+                    option.default = argparse.SUPPRESS
+    namespace, _ = parser.parse_known_args(shlex.split(args.command_line)[1:])
+    return set(vars(namespace)) - {"command", "func"}
+
+
+def _apply_bench_file(args: argparse.Namespace) -> None:
+    """``laptime bench --config FILE``: options from a TOML file; the command line wins."""
+    from laptime.cli import benchfile
+
+    applied = benchfile.apply(args, args.config, _explicit_options(args))
+    args.bench_file = {"path": str(Path(args.config).expanduser().resolve()), "options": applied}
+
+
 # --------------------------------------------------------------------------- parser
 
 _BY_HELP = ("what the leaderboard scores: raw submission time to target (time; AlgoPerf's rule, for a dedicated "
@@ -810,6 +836,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output (no progress display)")
     p.add_argument("--by", choices=("auto", "time", "robust", "steps"), default="auto", help=_BY_HELP)
     _add_log_argument(p)
+    p.add_argument("--config", metavar="FILE.toml",
+                   help="take the benchmark's options from a TOML file (keys: the long options with _ for -, "
+                        "algorithms/devices/log as lists; paths relative to the file); options given here win")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="write the HTML/markdown report of a stored benchmark")
