@@ -188,6 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_batch_size(args.batch_size)
     budget_mode = _budget_mode(args.budget, device)
     threads = thread_choice(device, args.threads)
+    loggers = _loggers(args)
     options = TrialOptions(eval_every_steps=args.eval_every_steps, max_steps=args.max_steps, robust=not args.no_robust)
     plan = TrialPlan(workload=args.workload, algorithm=args.algorithm, hyperparameters=hp, seed=args.seed,
                      variant=workload.variant, config=workload.config, budget_factor=args.budget_factor,
@@ -198,7 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with ResultsStore(db_path) as store:
         run_id = store.start_run(args.command_line, {"device": str(device), "budget_mode": budget_mode})
         record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
-                              algorithms=algorithms, options=options, threads=threads,
+                              algorithms=algorithms, options=options, threads=threads, loggers=loggers,
                               progress=RichTrialProgress() if show_progress else None)
     summary = {
         "trial_id": record.trial_id,
@@ -319,7 +320,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not db_path.exists():
         raise CLIError(f"no results database at {db_path} (run a trial first, or pass --db)")
     with ResultsStore(db_path) as store:
-        n = store.export_csv(args.out, table=args.table)
+        n = _export_table(store, args)
     print(f"wrote {n} {args.table} rows to {args.out}")
     return 0
 
@@ -442,6 +443,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from laptime.tuning.rulesets import ExternalTuning, SelfTuning, algorithm_entry, plan_trials
     from laptime.workloads.suites import get_suite
 
+    if getattr(args, "config", None):
+        _apply_bench_file(args)  # the file's options, under those given on the command line
     suite = get_suite(args.suite)
     registry = default_algorithms()
     _check_batch_size(args.batch_size)
@@ -470,12 +473,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     plans = [dataclasses.replace(plan, budget_mode=budget_mode, batch_size=args.batch_size)
              for plan in plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)]
     options = TrialOptions(max_steps=args.max_steps, robust=not args.no_robust)
+    loggers = _loggers(args)
     _ensure_data(suite.entries, quiet=args.json)
     db_path = Path(args.db) if args.db else default_store_path()
     out_dir = Path(args.out)
     console = _console()
     with ResultsStore(db_path) as store:
-        common = dict(options=options, resume=not args.no_resume, retry_failed=args.retry_failed, threads=threads)
+        common = dict(options=options, resume=not args.no_resume, retry_failed=args.retry_failed, threads=threads,
+                      loggers=loggers)
         if len(devices) == 1:
             executor = InlineExecutor(store, device=devices[0], **common)
             choice = thread_choice(resolved[0], threads)
@@ -486,6 +491,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 "studies": studies, "trials": args.trials, "seed": args.seed, "devices": devices,
                 "budget_mode": budget_mode, "score_column": column, "threads": choice.as_dict()}
         run_id = store.start_run(args.command_line, meta)
+        if getattr(args, "bench_file", None):
+            store.update_run_meta(run_id, {"bench_file": args.bench_file})  # what the file set, for the record
         executor.run_id = run_id
         if not args.json:
             budget_text = "step budgets" if budget_mode == "steps" else "time budgets"
@@ -493,6 +500,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                           f"({len(suite.entries)} workloads) × {len(names)} algorithms, ruleset {args.ruleset} "
                           f"→ {len(plans)} trials on {', '.join(devices)} ({budget_text}, {choice.threads} "
                           f"thread(s) per trial); results in {db_path}")
+            if loggers:
+                console.print("logging each trial to " + ", ".join(str(spec) for spec in loggers))
         if args.json:
             records = executor.run(plans)
         else:
@@ -658,6 +667,63 @@ def _default_db() -> Path:
     return default_store_path()
 
 
+# --------------------------------------------------------------------------- results where you work
+
+_LOG_HELP = ("log every trial to an experiment tracker (repeatable): tensorboard[:DIR] (event files; default DIR "
+             "runs), mlflow[:URI] (a tracking URI, an SQLite .db file or a folder; experiment "
+             "$MLFLOW_EXPERIMENT_NAME or laptime), "
+             "wandb[:PROJECT] (WANDB_MODE=offline keeps it local); each needs its extra, e.g. "
+             'pip install "laptime[tensorboard]"')
+
+
+def _add_log_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log", action="append", metavar="KIND[:TARGET]", help=_LOG_HELP)
+
+
+def _loggers(args: argparse.Namespace):
+    """``--log`` values as checked logger specs (package installed, folder or experiment ready),
+    before anything runs; a bad one is a one-line error."""
+    from laptime.loggers import check_loggers, parse_loggers
+
+    specs = parse_loggers(getattr(args, "log", None))
+    check_loggers(specs)
+    return specs
+
+
+#: ``laptime export --format``: the file suffixes that choose a format when it is not given.
+_EXPORT_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def _export_table(store, args: argparse.Namespace) -> int:
+    """Write ``args.table`` to ``args.out`` as CSV or Parquet (``--format``, else by the suffix)."""
+    fmt = getattr(args, "format", None) or _EXPORT_SUFFIXES.get(Path(args.out).suffix.lower(), "csv")
+    if fmt == "parquet":
+        return store.export_parquet(args.out, table=args.table)
+    return store.export_csv(args.out, table=args.table)
+
+
+def _explicit_options(args: argparse.Namespace) -> set[str]:
+    """The options of ``args.command`` given on its command line (as opposed to defaults)."""
+    if not getattr(args, "command_line", None):  # called without main(): no command line to look at
+        return set()
+    parser = build_parser()
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk over subparsers
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for sub in action.choices.values():
+                for option in sub._actions:  # noqa: SLF001
+                    option.default = argparse.SUPPRESS
+    namespace, _ = parser.parse_known_args(shlex.split(args.command_line)[1:])
+    return set(vars(namespace)) - {"command", "func"}
+
+
+def _apply_bench_file(args: argparse.Namespace) -> None:
+    """``laptime bench --config FILE``: options from a TOML file; the command line wins."""
+    from laptime.cli import benchfile
+
+    applied = benchfile.apply(args, args.config, _explicit_options(args))
+    args.bench_file = {"path": str(Path(args.config).expanduser().resolve()), "options": applied}
+
+
 # --------------------------------------------------------------------------- parser
 
 _BY_HELP = ("what the leaderboard scores: raw submission time to target (time; AlgoPerf's rule, for a dedicated "
@@ -725,6 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="stop after N steps")
     p.add_argument("--json", action="store_true", help="print the result as JSON (no progress display)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    _add_log_argument(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("calibrate", help="set a workload's targets and budget: tune the reference algorithm, "
@@ -734,10 +801,13 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate_cli.add_arguments(p)
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("export", help="export stored trials or eval rows as CSV")
-    p.add_argument("--out", "-o", required=True, help="CSV file to write")
+    p = sub.add_parser("export", help="export stored trials or eval rows as CSV or Parquet")
+    p.add_argument("--out", "-o", required=True, help="file to write (CSV, or Parquet: see --format)")
     p.add_argument("--table", choices=("trials", "evals"), default="trials")
     p.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
+    p.add_argument("--format", choices=("csv", "parquet"), default=None,
+                   help="file format (default: by the --out suffix, .parquet/.pq for Parquet, else csv); "
+                        'Parquet needs pip install "laptime[parquet]"')
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="run a benchmark (suite × algorithms × ruleset), score it and write the report")
@@ -767,6 +837,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
     p.add_argument("--json", action="store_true", help="machine-readable output (no progress display)")
     p.add_argument("--by", choices=("auto", "time", "robust", "steps"), default="auto", help=_BY_HELP)
+    _add_log_argument(p)
+    p.add_argument("--config", metavar="FILE.toml",
+                   help="take the benchmark's options from a TOML file (keys: the long options with _ for -, "
+                        "algorithms/devices/log as lists; paths relative to the file); options given here win")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="write the HTML/markdown report of a stored benchmark")

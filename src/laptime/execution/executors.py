@@ -20,6 +20,12 @@ Executors here
 :class:`InlineExecutor`
     Runs the plans one after the other in this process, on one device, with optional live
     progress (``progress_factory``, called once per trial).
+
+Both take ``loggers`` (:class:`~laptime.loggers.LoggerSpec` s or ``--log`` strings): every trial
+that runs gets one run in each tracker, fed from its progress hook -- in this process for the
+inline executor, in the worker process for the parallel one (the specs are picklable and part of
+what each worker is given). Trackers are checked (package installed, shared folder or experiment
+created) before anything runs.
 :class:`LocalParallelExecutor`
     One worker **process** per entry of ``devices`` (``["cuda:0", "cuda:1"]``, or
     ``["cpu", "cpu"]``), started with the ``spawn`` method. The parent hands out plans one at a
@@ -88,6 +94,7 @@ import torch
 
 from laptime.algorithms import AlgorithmRegistry, default_algorithms
 from laptime.execution.plan import TrialPlan, execute_plan, resolve_device, thread_choice
+from laptime.loggers import check_loggers, parse_loggers
 from laptime.records import Outcome, TrialRecord
 from laptime.results import ResultsStore
 from laptime.runner import TrialOptions
@@ -323,9 +330,11 @@ class InlineExecutor:
         resume: bool = True,
         retry_failed: bool = False,
         threads: str | int | None = None,
+        loggers: Sequence[Any] = (),
     ):
         self.store = store_path
         self.device = resolve_device(str(device))
+        self.loggers = parse_loggers(loggers)
         self.threads = threads  # policy; the choice is made once per run()
         self.run_id = run_id
         self.options = options
@@ -344,6 +353,7 @@ class InlineExecutor:
         choice = thread_choice(self.device, self.threads)
         self.thread_choice = choice
         prepared = _prepare(plans, self.device, _Resolver(workloads, algorithms), choice.threads)
+        check_loggers(self.loggers)
         records: list[TrialRecord] = []
         with _open_store(self.store) as store:
             for original, (plan, key) in zip(plans, prepared):
@@ -356,7 +366,7 @@ class InlineExecutor:
                     progress = self.progress_factory() if self.progress_factory is not None else None
                     record = execute_plan(plan, device=self.device, store=store, run_id=self.run_id,
                                           workloads=workloads, algorithms=algorithms, options=self.options,
-                                          progress=progress, threads=choice)
+                                          progress=progress, threads=choice, loggers=self.loggers)
                     _log_result(plan, record)
                 records.append(record)
                 _call(on_result, original, record)
@@ -368,7 +378,7 @@ class InlineExecutor:
 
 
 def _worker_main(conn, device: str, store_path: str, run_id: int | None, options: TrialOptions | None,
-                 workloads_factory, algorithms_factory, threads: ThreadChoice) -> None:
+                 workloads_factory, algorithms_factory, threads: ThreadChoice, loggers: tuple = ()) -> None:
     """A worker process: set up, say "ready", then run each plan the parent sends until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     try:
@@ -391,7 +401,7 @@ def _worker_main(conn, device: str, store_path: str, run_id: int | None, options
             _, index, plan = message
             try:
                 record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
-                                      algorithms=algorithms, options=options, threads=threads)
+                                      algorithms=algorithms, options=options, threads=threads, loggers=loggers)
             except Exception:  # noqa: BLE001 - reported to the parent
                 conn.send(("error", index, traceback.format_exc()))
                 continue
@@ -446,6 +456,7 @@ class LocalParallelExecutor:
         retry_failed: bool = False,
         threads_per_worker: int | None = None,
         threads: str | int | None = None,
+        loggers: Sequence[Any] = (),
     ):
         if isinstance(devices, str) or not devices:
             raise ValueError('devices must be a non-empty list, e.g. ["cuda:0", "cuda:1"] or ["cpu", "cpu"]')
@@ -478,6 +489,7 @@ class LocalParallelExecutor:
                 ) from None
         self.resume = resume
         self.retry_failed = retry_failed
+        self.loggers = parse_loggers(loggers)  # picklable specs: the trackers run in the workers
         if threads_per_worker is not None and threads_per_worker < 1:
             raise ValueError("threads_per_worker must be >= 1")
         # one choice for every worker, made here: "auto" shares the usable cores among the workers
@@ -491,6 +503,7 @@ class LocalParallelExecutor:
             return []
         resolver = _Resolver(self.workloads_factory(), self.algorithms_factory())
         prepared = _prepare(plans, self.devices[0], resolver, self.threads_per_worker)
+        check_loggers(self.loggers)  # here, so that workers do not race to create shared folders/experiments
         records: list[TrialRecord | None] = [None] * len(plans)
         with _open_store(self.store) as store:
             todo: deque[int] = deque()
@@ -541,7 +554,7 @@ class LocalParallelExecutor:
             process = ctx.Process(
                 target=_worker_main,
                 args=(child_conn, str(device), self.store_file, self.run_id, self.options,
-                      self.workloads_factory, self.algorithms_factory, self.thread_choice),
+                      self.workloads_factory, self.algorithms_factory, self.thread_choice, self.loggers),
                 name=f"laptime-worker-{slot}-{device}",
             )
             process.start()

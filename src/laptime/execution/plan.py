@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -67,6 +68,7 @@ def execute_plan(
     options: TrialOptions | None = None,
     progress: Any = None,
     threads: ThreadChoice | str | int | None = None,
+    loggers: Sequence[Any] = (),
 ) -> TrialRecord:
     """Run ``plan`` and store the result (if ``store`` is given). Returns the record.
 
@@ -74,6 +76,9 @@ def execute_plan(
     or a policy for :func:`thread_choice`; it is applied (``torch.set_num_threads``), recorded with
     the trial and part of its plan key. Raises for bad names or an unavailable device (before
     anything runs); never for an algorithm's failure or divergence, which are recorded outcomes.
+
+    ``loggers``: :class:`~laptime.loggers.LoggerSpec` s; each gets one run for this trial, fed
+    from the progress hook (outside the timed region) and ended once the trial is stored.
     """
     device = resolve_device(str(device))
     choice = threads if isinstance(threads, ThreadChoice) else thread_choice(device, threads)
@@ -92,39 +97,59 @@ def execute_plan(
 
     algorithm_hash = source_hash(algorithm.source_files())
     hardware = hardware_info(device)
-    with trial_device(device):
-        result = run_trial(workload, algorithm, hp, plan.seed, options, progress=progress)
-    # what the runner measured goes over as is (every TrialResult field the record also has)
-    measured = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name in _RECORD_FIELDS}
-    measured["measurement"] = {"threads": choice.as_dict(), **result.measurement}
-    record = TrialRecord(
-        workload=spec.name,
-        variant=spec.variant,
-        config=spec.config,
-        workload_version=spec.version,
-        dataset=spec.dataset,
-        algorithm=algorithm.name,
-        algorithm_hash=algorithm_hash,
-        hyperparameters=hp.to_dict(),
-        seed=plan.seed,
-        device=str(device),
-        hardware_fingerprint=fingerprint(hardware),
-        hardware=hardware,
-        versions=library_versions(),
-        target_metric=spec.target.metric,
-        target_direction=spec.target.direction,
-        target_value=spec.target.validation,
-        ruleset=plan.ruleset,
-        study=plan.study,
-        trial_index=plan.trial_index,
-        plan_key=plan.key(algorithm_hash, spec.version, device.type, choice.threads),
-        **measured,
-    )
-    if store is not None:
-        anchor_robust_time(record, store.best_reference_cost(
-            workload=record.workload, variant=record.variant, config=record.config,
-            workload_version=record.workload_version, hardware_fingerprint=record.hardware_fingerprint))
-        store.add_trial(run_id, record)
+    plan_key = plan.key(algorithm_hash, spec.version, device.type, choice.threads)
+    trial_log = None
+    if loggers:
+        from laptime.loggers import TrialContext, open_trial_loggers
+
+        arrow = ">=" if spec.target.direction == "max" else "<="
+        context = TrialContext(
+            workload=spec.key, algorithm=algorithm.name, hyperparameters=hp.to_dict(), seed=plan.seed,
+            device=str(device), budget_mode=options.budget, budget_factor=plan.budget_factor, ruleset=plan.ruleset,
+            study=plan.study, trial_index=plan.trial_index, batch_size=plan.batch_size, threads=choice.threads,
+            plan_key=plan_key, run_id=run_id,
+            target=f"validation/{spec.target.metric} {arrow} {spec.target.validation:g}")
+        progress = trial_log = open_trial_loggers(loggers, context, progress)
+    try:
+        with trial_device(device):
+            result = run_trial(workload, algorithm, hp, plan.seed, options, progress=progress)
+        # what the runner measured goes over as is (every TrialResult field the record also has)
+        measured = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name in _RECORD_FIELDS}
+        measured["measurement"] = {"threads": choice.as_dict(), **result.measurement}
+        record = TrialRecord(
+            workload=spec.name,
+            variant=spec.variant,
+            config=spec.config,
+            workload_version=spec.version,
+            dataset=spec.dataset,
+            algorithm=algorithm.name,
+            algorithm_hash=algorithm_hash,
+            hyperparameters=hp.to_dict(),
+            seed=plan.seed,
+            device=str(device),
+            hardware_fingerprint=fingerprint(hardware),
+            hardware=hardware,
+            versions=library_versions(),
+            target_metric=spec.target.metric,
+            target_direction=spec.target.direction,
+            target_value=spec.target.validation,
+            ruleset=plan.ruleset,
+            study=plan.study,
+            trial_index=plan.trial_index,
+            plan_key=plan_key,
+            **measured,
+        )
+        if store is not None:
+            anchor_robust_time(record, store.best_reference_cost(
+                workload=record.workload, variant=record.variant, config=record.config,
+                workload_version=record.workload_version, hardware_fingerprint=record.hardware_fingerprint))
+            store.add_trial(run_id, record)
+    except BaseException:
+        if trial_log is not None:
+            trial_log.abort()  # the runs end as killed
+        raise
+    if trial_log is not None:
+        trial_log.close(record)  # stored: the runs get the trial id and end
     return record
 
 

@@ -636,3 +636,104 @@ class ResultsStore:
             writer.writeheader()
             writer.writerows(rows)
         return len(rows)
+
+    def export_parquet(self, path: str | os.PathLike[str], table: str = "trials", **filters: Any) -> int:
+        """Write ``trials`` or ``evals`` to a Parquet file atomically (pandas + pyarrow); returns the
+        number of rows.
+
+        The columns are those of :meth:`export_csv`, typed: integer columns as nullable integers,
+        ``None`` (target not reached, not measured) as null, NaN as NaN; ``hyperparameters``,
+        ``hardware``, ``versions`` and ``measurement`` as JSON text, as in the CSV (their keys differ
+        from trial to trial). Readers never see half a file.
+        """
+        pd = _pandas_and_pyarrow()
+        columns, rows = self._table_rows(table, filters)
+        frame = _typed_frame(pd.DataFrame.from_records(rows, columns=columns), table)
+        with atomic_write(path, "wb") as fh:
+            frame.to_parquet(fh, engine="pyarrow", index=False)
+        return len(frame)
+
+    # ---- notebooks ------------------------------------------------------------------------------
+
+    def runs_frame(self):
+        """Every run as a DataFrame, one row per run: ``run_id, created_at, command, kind, suite,
+        ruleset, algorithms, n_trials`` (trials stored by that run), ``trials`` (the trials it
+        scored: stored and reused) and ``meta`` (the whole meta dict)."""
+        pd = _pandas("ResultsStore.runs_frame")
+        rows = []
+        for run in self.runs():
+            meta = run["meta"]
+            rows.append({"run_id": run["id"], "created_at": run["created_at"], "command": run["command"],
+                         "kind": meta.get("kind", "run"), "suite": meta.get("suite"),
+                         "ruleset": meta.get("ruleset"), "algorithms": meta.get("algorithms"),
+                         "n_trials": run["n_trials"],
+                         "trials": len(meta["trial_ids"]) if "trial_ids" in meta else run["n_trials"],
+                         "meta": meta})
+        columns = ["run_id", "created_at", "command", "kind", "suite", "ruleset", "algorithms", "n_trials",
+                   "trials", "meta"]
+        return pd.DataFrame.from_records(rows, columns=columns)
+
+    def run(self, run_id: int | None = None):
+        """A stored run as a :class:`~laptime.results.runs.StoredRun` (trials, frames, score, and a
+        table in a notebook). ``None``: the latest benchmark or import (the latest run if none)."""
+        from laptime.results.runs import StoredRun
+
+        runs = self.runs()
+        if run_id is None:
+            if not runs:
+                raise StoreError(f"no runs in {self.path}")
+            scored = [r for r in runs if "trial_ids" in r["meta"]]
+            run = (scored or runs)[-1]
+        else:
+            found = [r for r in runs if r["id"] == run_id]
+            if not found:
+                raise StoreError(f"there is no run {run_id} in {self.path}")
+            run = found[0]
+        if "trial_ids" in run["meta"]:
+            trials = [self.get_trial(int(i)) for i in run["meta"]["trial_ids"]]
+        else:
+            trials = self.trials(run_id=run["id"], with_evals=True)
+        return StoredRun(run_id=run["id"], created_at=run["created_at"], command=run["command"], meta=run["meta"],
+                         trials=trials, path=str(self.path))
+
+
+#: Per table: integer columns (nullable in pandas: ``Int64``) and float columns where ``None`` means
+#: "not reached / not measured" (null, ``Float64``), not NaN.
+_INT_COLUMNS = {"trials": frozenset({"trial_id", "run_id", "seed", "steps_to_target", "steps", "study",
+                                     "trial_index", "budget_steps"}),
+                "evals": frozenset({"trial_id", "idx", "step"})}
+_OPTIONAL_FLOAT_COLUMNS = {"trials": frozenset({"time_to_target", "robust_time_to_target", "robust_submission_time",
+                                                "work_to_target", "reference_cost", "cpu_time"}),
+                           "evals": frozenset({"robust_time", "work"})}
+_NAN_COLUMNS = {"trials": TRIAL_NAN_COLUMNS | {"target_value"}, "evals": EVAL_NAN_COLUMNS}
+
+
+def _pandas(what: str):
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise StoreError(f'pandas is needed for {what}: pip install "laptime[pandas]"') from exc
+    return pd
+
+
+def _pandas_and_pyarrow():
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401
+    except ImportError as exc:
+        raise StoreError(f"Parquet export needs pandas and pyarrow ({exc.name or 'one of them'} is not installed): "
+                         'pip install "laptime[parquet]"') from None
+    return pd
+
+
+def _typed_frame(frame, table: str):
+    """The flat table with typed columns (see :meth:`ResultsStore.export_parquet`); metric
+    columns (evals) stay as they are."""
+    for name in frame.columns:
+        if name in _INT_COLUMNS[table]:
+            frame[name] = frame[name].astype("Int64")
+        elif name in _OPTIONAL_FLOAT_COLUMNS[table]:
+            frame[name] = frame[name].astype("Float64")
+        elif name in _NAN_COLUMNS[table]:
+            frame[name] = frame[name].astype("float64")
+    return frame

@@ -282,6 +282,80 @@ class ScoreReport:
         lines.append(foot)
         return "\n".join(lines)
 
+    # ---- notebooks and data frames ------------------------------------------------------------
+
+    def to_pandas(self, values: str = "times"):
+        """The leaderboard as a DataFrame, one row per algorithm, best first.
+
+        Columns: ``algorithm, rank, score``; with a bootstrap ``score_ci_low, score_ci_high,
+        rank_ci_low, rank_ci_high``; with a baseline ``geomean_speedup``; then one column per scored
+        workload holding ``values``: ``"times"`` (the scored times, ``inf`` = missed; seconds, or
+        steps when scored on steps), ``"ratios"`` (performance ratios) or ``"speedups"`` (against
+        the baseline). Needs pandas.
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ScoringError('pandas is needed for ScoreReport.to_pandas: pip install "laptime[pandas]"') from exc
+        table = {"times": self.times, "ratios": self.ratios, "speedups": self.speedups}.get(values, KeyError)
+        if table is KeyError:
+            raise ScoringError(f"values must be times, ratios or speedups, got {values!r}")
+        if table is None:
+            raise ScoringError("no speedups: score with a baseline (baseline=...) to get them")
+        rows = []
+        for a in self.algorithms:
+            row: dict[str, Any] = {"algorithm": a, "rank": self.ranks[a], "score": self.scores[a]}
+            if self.bootstrap is not None:
+                (row["score_ci_low"], row["score_ci_high"]) = self.bootstrap.score_ci[a]
+                (row["rank_ci_low"], row["rank_ci_high"]) = self.bootstrap.rank_ci[a]
+            if self.geomean_speedups is not None:
+                row["geomean_speedup"] = self.geomean_speedups[a]
+            for w in self.workloads:
+                row[w] = float(table[a][w])
+            rows.append(row)
+        columns = ["algorithm", "rank", "score"]
+        if self.bootstrap is not None:
+            columns += ["score_ci_low", "score_ci_high", "rank_ci_low", "rank_ci_high"]
+        if self.geomean_speedups is not None:
+            columns.append("geomean_speedup")
+        return pd.DataFrame.from_records(rows, columns=[*columns, *self.workloads])
+
+    def _repr_html_(self) -> str:
+        """The leaderboard as an HTML table (Jupyter shows it when the report is a cell's value)."""
+        from html import escape
+
+        from laptime.scoring.core import COLUMN_NAMES
+
+        steps = self.column == "steps_to_target"
+        unit = "steps" if steps else "s"
+        head = ["rank", "algorithm", "score"]
+        if self.bootstrap is not None:
+            head.append(f"{int(round(self.bootstrap.confidence * 100))}% CI")
+        if self.geomean_speedups is not None:
+            head.append(f"speedup vs {self.baseline}")
+        head += [f"{w} ({unit})" for w in self.workloads]
+        body = []
+        for a in self.algorithms:
+            cells = [str(self.ranks[a]), f"<b>{escape(a)}</b>", f"{self.scores[a]:.3f}"]
+            if self.bootstrap is not None:
+                lo, hi = self.bootstrap.score_ci[a]
+                cells.append(f"[{lo:.3f}, {hi:.3f}]")
+            if self.geomean_speedups is not None:
+                gm = self.geomean_speedups[a]
+                cells.append("—" if math.isnan(gm) else f"{gm:.2f}×")
+            for w in self.workloads:
+                t = self.times[a][w]
+                cells.append("∞" if math.isinf(t) else (f"{t:.0f}" if steps else f"{t:.2f}"))
+            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        caption = (f"laptime leaderboard: benchmark score (area under the performance profile, τmax = "
+                   f"{self.tau_max:g}) scored on {COLUMN_NAMES.get(self.column, self.column)}; ∞ = target missed")
+        if self.variants is not None:
+            caption += f"; variant gate on (max slowdown {self.max_slowdown:g}×)"
+        return ('<table class="laptime-score">'
+                f"<caption style=\"caption-side: top; text-align: left\">{escape(caption)}</caption>"
+                "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead>"
+                "<tbody>" + "".join(body) + "</tbody></table>")
+
 
 VariantsArg = Union[Mapping[str, Sequence[str]], str, None]
 
