@@ -293,33 +293,32 @@ def test_proc_stat_busy_time_leaves_out_idle_and_iowait():
 
 
 def test_robust_times_are_expressed_at_the_best_reference_cost_the_store_has_seen(tmp_path):
-    """A trial run under load measures a higher reference cost; stored beside an earlier quiet
-    trial of the same workload on the same hardware, its robust times are converted at the quiet
-    one's cost (its work is unchanged), and its own cost is kept."""
-    from laptime.execution.plan import anchor_robust_time
-    from laptime.records import EvalRecord
+    """The results store knows the lowest reference cost seen for a workload on this hardware; a
+    trial converts its work at that cost when it is lower than its own (a trial under load), keeps
+    its own beside it, and its evals and hooks see the same robust times as the stored record."""
     from laptime.results import ResultsStore
 
     quiet = _record("a", work=100.0, reference=0.010, steps=500, raw=1.0)
-    loaded = _record("a", work=104.0, reference=0.014, steps=500, raw=2.5)
-    loaded.robust_submission_time = 200 * 0.014
-    loaded.evals = [EvalRecord(step=500, submission_time=2.5, wall_time=3.0, metrics={}, robust_time=104 * 0.014)]
+    key = dict(workload="w", variant="base", config="cpu", workload_version="1", hardware_fingerprint="f")
     with ResultsStore(tmp_path / "r.sqlite") as store:
-        assert store.best_reference_cost(workload="w", variant="base", config="cpu", workload_version="1",
-                                         hardware_fingerprint="f") is None
+        assert store.best_reference_cost(**key) is None
         store.add_trial(None, quiet)
-        best = store.best_reference_cost(workload="w", variant="base", config="cpu", workload_version="1",
-                                         hardware_fingerprint="f")
-        assert best == pytest.approx(0.010)
-        assert store.best_reference_cost(workload="w", variant="base", config="cpu", workload_version="1",
-                                         hardware_fingerprint="other") is None
-    anchor_robust_time(loaded, best)
-    assert loaded.robust_time_to_target == pytest.approx(104 * 0.010)  # within 4 % of the quiet 1.00 s
-    assert loaded.robust_submission_time == pytest.approx(200 * 0.010)
-    assert loaded.evals[0].robust_time == pytest.approx(104 * 0.010)
-    assert loaded.reference_cost == 0.010 and loaded.measurement["probes"]["own_reference_sec"] == 0.014
-    anchor_robust_time(quiet, 0.020)  # a higher cost elsewhere changes nothing
-    assert quiet.robust_time_to_target == pytest.approx(100 * 0.010)
+        assert store.best_reference_cost(**key) == pytest.approx(0.010)
+        assert store.best_reference_cost(**{**key, "hardware_fingerprint": "other"}) is None
+
+    def trial(floor):
+        clock = ManualClock()
+        workload = ToyWorkload(target=0.5, clock=clock, step_budget=40, eval_period_steps=10, probe_cost=0.05)
+        return run_trial(workload, ClockedAlgorithm(clock, update=1.0), {}, seed=3, clock=clock, work_clock=clock,
+                         options=TrialOptions(budget="steps", reference_floor=floor))
+
+    own, floored, higher = trial(None), trial(0.01), trial(0.5)
+    assert floored.work_to_target == own.work_to_target
+    assert own.reference_cost == pytest.approx(0.05) and floored.reference_cost == 0.01
+    assert floored.robust_time_to_target == pytest.approx(own.robust_time_to_target * 0.01 / 0.05)
+    assert [e.robust_time for e in floored.evals] == pytest.approx([e.robust_time * 0.2 for e in own.evals])
+    assert floored.measurement["probes"]["own_reference_sec"] == pytest.approx(0.05)
+    assert higher.robust_time_to_target == pytest.approx(own.robust_time_to_target)  # a higher floor: unused
 
 
 # --------------------------------------------------------------------------- the verdict of a benchmark beside a busy process

@@ -97,6 +97,10 @@ def execute_plan(
 
     algorithm_hash = source_hash(algorithm.source_files())
     hardware = hardware_info(device)
+    if store is not None and options.robust:  # robust times at the machine's best known speed
+        options = dataclasses.replace(options, reference_floor=store.best_reference_cost(
+            workload=spec.name, variant=spec.variant, config=spec.config, workload_version=spec.version,
+            hardware_fingerprint=fingerprint(hardware)))
     plan_key = plan.key(algorithm_hash, spec.version, device.type, choice.threads)
     trial_log = None
     if loggers:
@@ -140,9 +144,6 @@ def execute_plan(
             **measured,
         )
         if store is not None:
-            anchor_robust_time(record, store.best_reference_cost(
-                workload=record.workload, variant=record.variant, config=record.config,
-                workload_version=record.workload_version, hardware_fingerprint=record.hardware_fingerprint))
             store.add_trial(run_id, record)
     except BaseException:
         if trial_log is not None:
@@ -151,32 +152,3 @@ def execute_plan(
     if trial_log is not None:
         trial_log.close(record)  # stored: the runs get the trial id and end
     return record
-
-
-def anchor_robust_time(record: TrialRecord, best: float | None) -> None:
-    """Express a trial's robust times at the best reference cost known for its workload on this
-    machine (``best``, e.g. from the results store), when that is lower than the trial's own.
-
-    The trial's *work* (reference passes) is what contention leaves alone; its own reference cost
-    (the probe's 10 % quantile during the trial) is not: under sustained load even the fastest
-    probes run slower (measured: +8 to +37 % beside four busy processes on the 2-core VM, while
-    the work moved by under 9 %). Converting at the lowest reference cost this machine has shown
-    for the workload gives a robust time that stays put; scores never depend on it (they compare
-    work, at one reference cost per workload). The trial's own reference cost stays in
-    ``measurement['probes']['own_reference_sec']``.
-    """
-    own = record.reference_cost
-    if own is None or best is None or not 0 < best < own:
-        return
-    factor = best / own
-    for name in ("robust_time_to_target", "robust_submission_time"):
-        value = getattr(record, name)
-        if value is not None:
-            setattr(record, name, value * factor)
-    for ev in record.evals:
-        if ev.robust_time is not None:
-            ev.robust_time *= factor
-    record.reference_cost = best
-    probes = record.measurement.setdefault("probes", {})
-    probes["own_reference_sec"] = own
-    probes["reference"] = "the lowest reference cost stored for this workload on this hardware"

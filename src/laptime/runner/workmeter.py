@@ -18,10 +18,10 @@ alone, in two stages:
    after), which gives the window's work in *reference passes*; the trial's work is their sum. The
    robust time is that work times the *reference cost*: a low quantile of the probe's cost over
    the trial, i.e. the speed of the machine at its least disturbed. Under sustained load even the
-   fastest probes run slower, so a stored trial is converted at the lowest reference cost the
-   results store has seen for its workload on this hardware
-   (:func:`laptime.execution.plan.anchor_robust_time`), and scoring converts every trial of a
-   workload at one cost: the verdict compares work.
+   fastest probes run slower, so a trial is converted at the lowest reference cost the results
+   store has seen for its workload on this hardware when that is lower than its own
+   (``TrialOptions.reference_floor``, passed by ``execute_plan``), and scoring converts every trial
+   of a workload at one cost: the verdict compares work.
 
 Where it is exact, and where an estimate: a window's work is exact (the algorithm's own timed
 work on this trial, steps of any cost — periodic preconditioner updates, a second forward pass for
