@@ -163,6 +163,11 @@ class GradNormRecorder(Algorithm):
     def search_space(self):
         return self.inner.search_space()
 
+    def resolve_paths(self, folder) -> None:
+        resolve = getattr(self.inner, "resolve_paths", None)
+        if callable(resolve):
+            resolve(folder)
+
     def source_files(self) -> list[Path]:
         return sorted({Path(__file__), *self.inner.source_files()})
 

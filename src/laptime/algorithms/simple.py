@@ -173,6 +173,14 @@ class OptimizerAlgorithm(Algorithm):
         optimizer_state["optimizer"].load_state_dict(state_dict["optimizer"])
         return optimizer_state
 
+    def resolve_paths(self, folder: str | Path) -> None:
+        """Read a relative ``search_space`` path against ``folder`` (the folder of the file that defines
+        the algorithm) instead of the current directory. The registry calls this when it loads an
+        algorithm from a ``.py`` file or a module, so ``search_space="my_space.json"`` means the file
+        beside ``my_algorithm.py`` wherever laptime is started from."""
+        if isinstance(self._search_space, (str, Path)) and not Path(self._search_space).expanduser().is_absolute():
+            self._search_space = Path(folder) / self._search_space
+
     def search_space(self):
         if self._search_space is None or not isinstance(self._search_space, (str, Path)):
             return self._search_space

@@ -140,6 +140,22 @@ def _search_space(algorithm, path: str | None):
     return algorithm.search_space()
 
 
+def _own_search_space(algorithm, needed: bool):
+    """The algorithm's own search space for ``laptime run``/``calibrate``, where only external tuning
+    truly needs one: a space that cannot be read is an error only when ``needed`` (no self-tuning
+    defaults to start from); otherwise it is left out with a note."""
+    from laptime.tuning import SearchSpaceError
+
+    try:
+        return algorithm.search_space()
+    except SearchSpaceError as exc:
+        if needed:
+            raise
+        print(f"note: {exc}; {algorithm.name!r} runs with its self-tuning defaults (a search space is needed "
+              "only under --ruleset external)", file=sys.stderr)
+        return None
+
+
 def _hyperparameters(algorithm, text: str | None, space: Any = "own") -> dict[str, Any]:
     """Self-tuning defaults, overlaid with the user's point (file or inline JSON).
 
@@ -150,7 +166,7 @@ def _hyperparameters(algorithm, text: str | None, space: Any = "own") -> dict[st
 
     hp = dict(algorithm.self_tuning_defaults)
     if space == "own":
-        space = algorithm.search_space()
+        space = _own_search_space(algorithm, needed=not text and not hp)
     if not text and not hp and space is not None:
         point = space.points(1, seed=0)[0]
         print(f"note: hyperparameters: the first point of {algorithm.name!r}'s search space "
@@ -182,7 +198,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     workload = workloads.create(args.workload, variant=args.variant, config=args.config, device="cpu")
     algorithm = algorithms.resolve(args.algorithm)
-    hp = _hyperparameters(algorithm, args.hparams, _search_space(algorithm, args.search_space))
+    hp = _hyperparameters(algorithm, args.hparams, _search_space(algorithm, args.search_space)
+                          if args.search_space else "own")
     if args.seed < 0:
         raise CLIError("--seed must be >= 0")
     _check_batch_size(args.batch_size)
@@ -448,7 +465,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.search_space and len(resolved) != 1:
         raise CLIError("--search-space sets one algorithm's search space: give a single --algorithm (or put a "
                        "tuning_search_space.json beside each submission)")
-    entries = [algorithm_entry(name, algorithm) for name, algorithm in resolved]
+    # only external tuning reads search spaces: under self-tuning a missing space file is no error
+    entries = [algorithm_entry(name, algorithm, with_space=args.ruleset == "external") for name, algorithm in resolved]
     if args.search_space:
         entries = [(name, _search_space(None, args.search_space), defaults) for name, _, defaults in entries]
     if args.ruleset == "external":
