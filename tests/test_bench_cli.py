@@ -176,3 +176,58 @@ def test_score_times_reproduces_hand_computed_scores(capsys, tmp_path):
         assert code == 0, err
         scores = {a: v["score"] for a, v in json.loads(out)["algorithms"].items()}
         assert scores == pytest.approx(expected, abs=1e-12), (i, scores)
+
+
+def _stored_benchmark(db):
+    """A results database holding one benchmark of synthetic trials (nothing is run): two algorithms,
+    a workload and its variant, two studies of two trials, misses, and a target met after the budget."""
+    from laptime.records import Outcome, TrialRecord
+    from laptime.results import ResultsStore
+
+    records = []
+    for a_i, algorithm in enumerate(("alpha", "beta")):
+        for variant in ("base", "cnn"):
+            for study in (0, 1):
+                for trial in (0, 1):
+                    k = len(records)
+                    reached = (k % 5) != 3
+                    late = (k % 7) == 6  # met the target after its budget: stored as a miss
+                    ttt = 10.0 + 3 * a_i + 2 * trial - study + (variant == "cnn") if reached or late else None
+                    records.append(TrialRecord(
+                        workload="mnist1d", variant=variant, config="cpu", workload_version="1", dataset="mnist1d",
+                        algorithm=algorithm, algorithm_hash="h", hyperparameters={"learning_rate": 0.001 * (trial + 1)},
+                        seed=study * 10 + trial, device="cpu", hardware_fingerprint="fp", hardware={}, versions={},
+                        target_metric="accuracy", target_direction="max", target_value=0.6, budget_sec=60.0,
+                        outcome=Outcome.REACHED if reached and not late else Outcome.BUDGET,
+                        time_to_target=ttt, steps_to_target=None if ttt is None else int(ttt * 10),
+                        submission_time=30.0, steps=300, wall_time=40.0, started_at="2026-01-01T00:00:00+00:00",
+                        finished_at="2026-01-01T00:01:00+00:00", ruleset="external", study=study, trial_index=trial,
+                        budget_mode="steps", robust_time_to_target=None if ttt is None else ttt * 0.9,
+                        work_to_target=None if ttt is None else ttt * 100, reference_cost=0.01 + 0.001 * (k % 3)))
+    with ResultsStore(db) as store:
+        run_id = store.start_run("laptime bench (synthetic)", {"kind": "bench", "score_column": "time_to_target"})
+        for record in records:
+            store.add_trial(run_id, record)
+        store.update_run_meta(run_id, {"trial_ids": [r.trial_id for r in records]})
+    return records
+
+
+def test_laptime_export_is_accepted_by_laptime_score(capsys, tmp_path):
+    db, csv_path = tmp_path / "r.sqlite", tmp_path / "t.csv"
+    _stored_benchmark(db)
+    code, _, err = run_cli(capsys, "export", "--db", str(db), "--table", "trials", "--out", str(csv_path))
+    assert code == 0, err
+    for by in ("time", "steps", "robust"):
+        code, from_csv, err = run_cli(capsys, "score", "--times", str(csv_path), "--by", by, "--json")
+        assert code == 0, err
+        code, from_db, err = run_cli(capsys, "score", "--db", str(db), "--by", by, "--json")
+        assert code == 0, err
+        from_csv, from_db = json.loads(from_csv), json.loads(from_db)
+        # the same trials give the same leaderboard: workload/variant keys, misses and robust times alike
+        assert from_csv["workloads"] == from_db["workloads"] == ["mnist1d"]
+        assert from_csv["variant_gate"] == from_db["variant_gate"]
+        assert from_csv["column"] == from_db["column"]
+        assert from_csv["algorithms"] == from_db["algorithms"], by
+    code, out, err = run_cli(capsys, "score", "--times", str(csv_path))
+    assert code == 0, err
+    assert "alpha" in out and "beta" in out

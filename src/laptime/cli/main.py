@@ -804,7 +804,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "benchmark or import")
     p.add_argument("--times",
                    help="CSV with columns algorithm, workload, study, trial, time_to_target (inf = missed); optional "
-                        "steps_to_target, robust_time_to_target, eval_index_to_target")
+                        "steps_to_target, robust_time_to_target, eval_index_to_target; `laptime export --table "
+                        "trials` output is read as the stored trials are scored (trial_index, variant, outcome)")
     p.add_argument("--db", help="results database: score its latest benchmark or import (or --run ID)")
     p.add_argument("--run", type=int, help="with --db: the run id to score (default: the latest)")
     p.add_argument("--force", action="store_true", help="with --db: score trials from different hardware/workload "
