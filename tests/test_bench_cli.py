@@ -231,3 +231,29 @@ def test_laptime_export_is_accepted_by_laptime_score(capsys, tmp_path):
     code, out, err = run_cli(capsys, "score", "--times", str(csv_path))
     assert code == 0, err
     assert "alpha" in out and "beta" in out
+
+
+def test_score_text_shows_intervals_ranks_and_speedups(capsys, tmp_path):
+    path = tmp_path / "times.csv"
+    path.write_text("algorithm,workload,study,trial,time_to_target\n"
+                    + "".join(f"{a},{w},{s},0,{t * (1 + 0.1 * s)}\n" for a, ts in (("a", (10, 40, 30)), ("b", (20, 10, 30)))
+                              for w, t in zip(("w1", "w2", "w3"), ts) for s in range(4)))
+    argv = ["score", "--times", str(path), "--bootstrap", "200", "--baseline", "a"]
+    code, as_json, err = run_cli(capsys, *argv, "--json")
+    assert code == 0, err
+    result = json.loads(as_json)
+    code, text, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    lines = text.splitlines()
+    assert "rank" in lines[0] and "score 95% CI" in lines[0] and "rank 95% CI" in lines[0] and "speedup vs a" in lines[0]
+    for name, entry in result["algorithms"].items():
+        row = next(line for line in lines[2:] if line.split()[1:2] == [name])
+        lo, hi = entry["score_ci"]
+        rank_lo, rank_hi = entry["rank_ci"]
+        assert row.split()[0] == str(entry["rank"])
+        assert f"[{lo:.4f}, {hi:.4f}]" in row and f"[{rank_lo}, {rank_hi}]" in row
+        assert f"{entry['geomean_speedup']:.2f}x" in row
+    # per-workload speedups: b over a on w2 is 40/10 = 4
+    b_row = [line for line in lines if line.startswith("b ")][-1]
+    assert b_row.split()[1:] == [f"{result['algorithms']['b']['speedups'][w]:.2f}x" for w in ("w1", "w2", "w3")]
+    assert "4.00x" in b_row

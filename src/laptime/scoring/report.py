@@ -302,23 +302,32 @@ class ScoreReport:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def format_table(self) -> str:
-        """Plain-text table: ``algorithm``, ``score`` (4 decimals), then one column per scored
-        workload with its time (``inf`` = missed); rows best first; a footer names tau_max and
-        the value column."""
-        header = ["algorithm", "score", *self.workloads]
-        body = [
-            [a, f"{self.scores[a]:.4f}", *(_fmt_num(self.times[a][w]) for w in self.workloads)]
-            for a in self.algorithms
-        ]
-        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-
-        def line(cells: Sequence[str]) -> str:
-            first = cells[0].ljust(widths[0])
-            rest = [c.rjust(wd) for c, wd in zip(cells[1:], widths[1:])]
-            return "  ".join([first, *rest]).rstrip()
-
-        lines = [line(header), "  ".join("-" * w for w in widths)]
-        lines += [line(r) for r in body]
+        """Plain-text table: ``rank``, ``algorithm``, ``score`` (4 decimals), with a bootstrap the
+        score's and the rank's intervals, with a baseline the geometric-mean speedup over it, then
+        one column per scored workload with its time (``inf`` = missed); rows best first. With a
+        baseline a second table gives the per-workload speedups. A footer names tau_max, the value
+        column and what the extra columns mean."""
+        boot = self.bootstrap
+        has_base = self.baseline is not None and self.speedups is not None and self.geomean_speedups is not None
+        header = ["rank", "algorithm", "score"]
+        if boot is not None:
+            level = f"{boot.confidence * 100:g}%"
+            header += [f"score {level} CI", f"rank {level} CI"]
+        if has_base:
+            header.append(f"speedup vs {self.baseline}")
+        header += self.workloads
+        body = []
+        for a in self.algorithms:
+            row = [str(self.ranks[a]), a, f"{self.scores[a]:.4f}"]
+            if boot is not None:
+                lo, hi = boot.score_ci[a]
+                rlo, rhi = boot.rank_ci[a]
+                row += [f"[{lo:.4f}, {hi:.4f}]", f"[{rlo}, {rhi}]"]
+            if has_base:
+                row.append(_fmt_speedup(self.geomean_speedups[a]))
+            row += [_fmt_num(self.times[a][w]) for w in self.workloads]
+            body.append(row)
+        lines = _aligned(header, body, left=(1,))
         unit = "steps" if self.column == "steps_to_target" else "seconds"
         foot = f"tau_max = {self.tau_max:g}; {self.column} in {unit}; inf = target missed"
         if self.variants is not None:
@@ -327,8 +336,41 @@ class ScoreReport:
             foot += "; per study the trial that met the target at the earliest eval (AlgoPerf's choice)"
         if self.tau_points is not None:
             foot += f"; profile integrated by the trapezoid rule on {self.tau_points} taus"
+        if boot is not None:
+            foot += (f"; CI: bootstrap percentile intervals over studies ({boot.n_resamples} resamples, seed "
+                     f"{boot.seed}" + (f", timing noise {boot.timing_noise:.0%}" if boot.timing_noise else "") + ")")
+        if has_base:
+            foot += (f"; speedup vs {self.baseline}: geometric mean of {self.baseline}'s time / the algorithm's "
+                     "over the workloads both reached (- = none)")
         lines.append(foot)
+        if has_base:
+            lines.append("")
+            lines.append(f"speedup over {self.baseline} per workload ({self.baseline}'s time / the algorithm's; "
+                         "inf = only the baseline missed, 0.00x = only the algorithm missed, - = both missed)")
+            lines += _aligned(["algorithm", *self.workloads],
+                              [[a, *(_fmt_speedup(self.speedups[a][w]) for w in self.workloads)]
+                               for a in self.algorithms], left=(0,))
         return "\n".join(lines)
+
+
+def _fmt_speedup(v: float) -> str:
+    v = float(v)
+    if math.isnan(v):
+        return "-"
+    if math.isinf(v):
+        return "inf"
+    return f"{v:.2f}x"
+
+
+def _aligned(header: Sequence[str], body: Sequence[Sequence[str]], left: Sequence[int] = (0,)) -> list[str]:
+    """Header, dashes and rows; the columns in ``left`` are left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in body)]
 
 
 VariantsArg = Union[Mapping[str, Sequence[str]], str, None]
