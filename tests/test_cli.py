@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import sqlite3
 
 import pytest
@@ -39,6 +40,89 @@ def test_list_table(capsys):
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
     assert "mnist1d" in out and "nadamw" in out
+
+
+def _expected_list_cells():
+    """Every workload's cells and every algorithm's summary, from the registries themselves."""
+    from laptime.algorithms import default_algorithms
+    from laptime.workloads import default_workloads
+
+    workloads = [[s.key, f"{s.max_allowed_runtime_sec:g} s", f"{s.eval_period_time_sec:g} s", str(s.step_hint),
+                  f"{s.max_allowed_steps}/{s.eval_period_steps_or_default}"] for s in default_workloads().specs()]
+    return workloads, [(a.name, a.summary) for a in default_algorithms().all()]
+
+
+def test_list_piped_is_plain_text_and_nothing_is_cut(capsys, monkeypatch):
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    code, out, _ = run_cli(capsys, "list")  # captured: not a terminal
+    assert code == 0
+    assert "…" not in out
+    lines = out.splitlines()
+    workloads, algorithms = _expected_list_cells()
+    for row in workloads:  # one line per workload, with every cell whole
+        line = next((line for line in lines if line.split()[:1] == [row[0]]), None)
+        assert line is not None, row[0]
+        for cell in row:
+            assert cell in line, (cell, line)
+    for name, summary in algorithms:
+        assert any(line.split()[:1] == [name] and line.endswith(summary.rstrip()) for line in lines), name
+
+
+def test_list_on_an_80_column_terminal_folds_instead_of_cutting(capsys, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # a terminal, as rich sees it
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("NO_COLOR", "1")
+    code, text, _ = run_cli(capsys, "list")
+    assert code == 0
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # the headers' bold
+    assert "┃" in text  # rich's table
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    workloads, _ = _expected_list_cells()
+    for row in workloads:
+        for cell in row[1:]:  # budget, eval, step_hint, steps/eval: whole on one line of the table
+            assert cell in text, cell
+
+
+def test_list_json_is_the_registries_listing(capsys):
+    from laptime.cli import catalog
+
+    for _ in range(2):  # built, then from the cache
+        code, out, _ = run_cli(capsys, "list", "--json")
+        assert code == 0
+        assert json.loads(out) == catalog.build()
+
+
+def test_list_caches_its_listing_by_source_fingerprint(monkeypatch, tmp_path):
+    from laptime.cli import catalog
+
+    monkeypatch.setenv("LAPTIME_CACHE", str(tmp_path / "cache"))
+    built = []
+    monkeypatch.setattr(catalog, "build", lambda: built.append(1) or {"workloads": [], "algorithms": [{"n": len(built)}]})
+    assert catalog.load()["algorithms"] == [{"n": 1}]
+    assert catalog.load()["algorithms"] == [{"n": 1}] and len(built) == 1  # from the cache
+    monkeypatch.setattr(catalog, "fingerprint", lambda: "another-source-state")
+    assert catalog.load()["algorithms"] == [{"n": 2}]  # sources changed: built again, never stale
+    (tmp_path / "cache" / "catalog-another-source-state.json").write_text("{not json")
+    assert catalog.load()["algorithms"] == [{"n": 3}]  # a broken cache file is rebuilt, not an error
+
+
+def test_list_does_not_import_torch_once_cached(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LAPTIME_CACHE": str(tmp_path / "cache")}
+    check = ("import sys; from laptime.cli.main import main; code = main(['list']); sys.stdout.flush(); "
+             "print('imported: ' + ' '.join(m for m in ('torch', 'pytorch_optimizer') if m in sys.modules), "
+             "file=sys.stderr); sys.exit(code)")
+    first = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert second.stderr.strip() == "imported:", second.stderr
 
 
 @pytest.mark.usefixtures("one_thread")  # faster, alone and under load

@@ -78,55 +78,69 @@ def _console():
 # --------------------------------------------------------------------------- list
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from laptime.algorithms import default_algorithms
-    from laptime.workloads import default_workloads
+    from laptime.cli import catalog as catalog_mod
 
-    workloads = default_workloads()
-    algorithms = default_algorithms()
-    specs = workloads.specs()
-    algos = algorithms.all()
+    catalog = catalog_mod.load()  # cached: no torch import unless the sources changed
     if args.json:
-        out = {
-            "workloads": [
-                {"key": s.key, "name": s.name, "variant": s.variant, "config": s.config, "version": s.version,
-                 "dataset": s.dataset, "metric": s.target.metric, "direction": s.target.direction,
-                 "validation_target": s.target.validation, "test_target": s.target.test,
-                 "budget_sec": s.max_allowed_runtime_sec, "eval_period_sec": s.eval_period_time_sec,
-                 "budget_steps": s.max_allowed_steps, "eval_period_steps": s.eval_period_steps_or_default,
-                 "step_hint": s.step_hint, "provisional": s.provisional, "calibration": s.calibration}
-                for s in specs
-            ],
-            "algorithms": [{"name": a.name, "summary": a.summary} for a in algos],
-        }
-        print(json.dumps(out, indent=2))
+        print(json.dumps(catalog, indent=2))
         return 0
+    _print_list(_console(), catalog)
+    return 0
+
+
+_LIST_TITLE = ("Workloads (name/variant@config; target: validation / test, 'provisional' until calibrated on the "
+               "configuration's reference hardware; budget, eval period: submission s; steps/eval: the step budget "
+               "and eval period in steps of step-budget mode)")
+_LIST_COLUMNS = ("workload", "target", "budget", "eval", "step_hint", "steps/eval")
+
+
+def _list_rows(catalog: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    workloads = []
+    for w in catalog["workloads"]:
+        arrow = "≥" if w["direction"] == "max" else "≤"
+        mark = " (provisional)" if w["provisional"] else ""
+        workloads.append([w["key"], f"{w['metric']} {arrow} {w['validation_target']:g} / {w['test_target']:g}{mark}",
+                          f"{w['budget_sec']:g} s", f"{w['eval_period_sec']:g} s", str(w["step_hint"]),
+                          f"{w['budget_steps']}/{w['eval_period_steps']}"])
+    algorithms = [[a["name"], a["summary"]] for a in catalog["algorithms"]]
+    return workloads, algorithms
+
+
+def _print_list(console, catalog: dict[str, Any]) -> None:
+    """Rich tables on a terminal (cells fold rather than being cut, at any width); plain aligned
+    text, one line per workload and algorithm, when the output is piped or redirected."""
+    workloads, algorithms = _list_rows(catalog)
+    if not console.is_terminal:
+        lines = [_LIST_TITLE, *_plain_table(_LIST_COLUMNS, workloads, right=(2, 3, 4, 5)), "", "Algorithms",
+                 *_plain_table(("algorithm", "summary"), algorithms)]
+        console.file.write("\n".join(lines) + "\n")
+        console.file.flush()
+        return
     from rich.table import Table
 
-    console = _console()
-    table = Table(title="Workloads (name/variant@config; target: validation / test, 'provisional' until calibrated on "
-                        "the configuration's reference hardware; budget, eval period: submission s; steps/eval: "
-                        "the step budget and eval period in steps of step-budget mode)",
-                  title_justify="left")
-    table.add_column("workload", no_wrap=True)
-    table.add_column("target", no_wrap=True)
-    table.add_column("budget", justify="right", no_wrap=True)
-    table.add_column("eval", justify="right", no_wrap=True)
-    table.add_column("step_hint", justify="right", no_wrap=True)
-    table.add_column("steps/eval", justify="right", no_wrap=True)
-    for s in specs:
-        arrow = "≥" if s.target.direction == "max" else "≤"
-        mark = " (provisional)" if s.provisional else ""
-        table.add_row(s.key, f"{s.target.metric} {arrow} {s.target.validation:g} / {s.target.test:g}{mark}",
-                      f"{s.max_allowed_runtime_sec:g} s", f"{s.eval_period_time_sec:g} s", str(s.step_hint),
-                      f"{s.max_allowed_steps}/{s.eval_period_steps_or_default}")
+    table = Table(title=_LIST_TITLE, title_justify="left")
+    for i, name in enumerate(_LIST_COLUMNS):
+        # every cell may fold onto more lines, none is cut: the narrow number columns keep their
+        # width while the workload and target columns wrap
+        table.add_column(name, justify="right" if i >= 2 else "left", overflow="fold")
+    for row in workloads:
+        table.add_row(*row)
     console.print(table)
     table = Table(title="Algorithms", title_justify="left")
-    table.add_column("algorithm", no_wrap=True)
-    table.add_column("summary")
-    for a in algos:
-        table.add_row(a.name, a.summary)
+    table.add_column("algorithm", overflow="fold")
+    table.add_column("summary", overflow="fold")
+    for row in algorithms:
+        table.add_row(*row)
     console.print(table)
-    return 0
+
+
+def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
 
 
 # --------------------------------------------------------------------------- run
