@@ -257,3 +257,20 @@ def test_score_text_shows_intervals_ranks_and_speedups(capsys, tmp_path):
     b_row = [line for line in lines if line.startswith("b ")][-1]
     assert b_row.split()[1:] == [f"{result['algorithms']['b']['speedups'][w]:.2f}x" for w in ("w1", "w2", "w3")]
     assert "4.00x" in b_row
+
+
+def test_bench_prints_a_plain_line_per_trial_when_not_a_terminal(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    argv = ["bench", "--suite", "mnist1d", "-a", "adamw", "--max-steps", "10", "--bootstrap", "0",
+            "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "o")]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    lines = err.splitlines()
+    assert "benchmark: 2 trial(s)" in lines
+    assert any(line.startswith("[1/2] mnist1d/base@cpu · adamw") for line in lines), err
+    assert any(line.startswith("[2/2] mnist1d/cnn@cpu · adamw") for line in lines), err
+    assert any(line.startswith("benchmark: 2/2 trials done in ") for line in lines), err
+    assert "\x1b[" not in err
+    code, out, err = run_cli(capsys, *argv)  # again: both trials reused, said in one line
+    assert code == 0, err
+    assert any(line.startswith("[2/2] reused 2 trial(s) already stored") for line in err.splitlines()), err

@@ -275,3 +275,16 @@ def test_missing_dataset_is_a_clear_error_before_anything_runs(capsys, tmp_path,
     assert_user_error(code, err, "tinyshakespeare", "laptime data prepare tinyshakespeare", "Downloading it failed")
     assert not db.exists()
     assert not (tmp_path / "empty-data" / "tinyshakespeare" / "input.txt").exists()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_run_prints_plain_progress_lines_when_not_a_terminal(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    code, out, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "40",
+                             "--eval-every-steps", "20", "--db", str(tmp_path / "r.sqlite"))
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("mnist1d/base@cpu · adamw: ")]
+    assert "started (target accuracy ≥" in lines[0]
+    assert "after 40 steps" in lines[-1] or "reached the target" in lines[-1]
+    assert "\x1b[" not in err  # no terminal control sequences in a log
+    assert "outcome" in out  # the summary still goes to stdout

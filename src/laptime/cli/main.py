@@ -203,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from laptime.execution.plan import thread_choice
     from laptime.results import ResultsStore, default_store_path
     from laptime.runner import TrialOptions
-    from laptime.runner.progress import RichTrialProgress
+    from laptime.runner.progress import trial_progress
     from laptime.workloads import default_workloads
 
     workloads = default_workloads()
@@ -230,7 +230,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id = store.start_run(args.command_line, {"device": str(device), "budget_mode": budget_mode})
         record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
                               algorithms=algorithms, options=options, threads=threads,
-                              progress=RichTrialProgress() if show_progress else None)
+                              progress=trial_progress() if show_progress else None)
     summary = {
         "trial_id": record.trial_id,
         "db": str(db_path),
@@ -462,7 +462,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from laptime.execution import InlineExecutor, LocalParallelExecutor, resolve_device
     from laptime.results import ResultsStore, default_store_path
     from laptime.runner import TrialOptions
-    from laptime.runner.progress import BenchProgress
+    from laptime.runner.progress import bench_progress
     from laptime.execution.plan import thread_choice
     from laptime.runner.threads import parse_policy
     from laptime.scoring import score_records
@@ -525,7 +525,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.json:
             records = executor.run(plans)
         else:
-            with BenchProgress(len(plans), run_id=run_id) as progress:
+            with bench_progress(len(plans), run_id=run_id) as progress:
                 if isinstance(executor, InlineExecutor):
                     executor.progress_factory = progress.trial_progress
                 records = executor.run(plans, on_result=progress.on_result)
@@ -754,7 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "of submission time")
     p.add_argument("--max-steps", type=int, help="stop after N steps")
     p.add_argument("--json", action="store_true", help="print the result as JSON (no progress display)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress display (else a live display on a terminal, and plain progress lines on "
+                        "stderr, at most one every 5 s, in a log file or a pipe)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("calibrate", help="set a workload's targets and budget: tune the reference algorithm, "
