@@ -200,6 +200,11 @@ def test_hparams_inline_json_overrides_defaults(capsys, tmp_path):
         (["run", "-w", "mnist1d", "-a", "nadamw", "--hparams", '{"learnig_rate": 0.1}'],
          ["unknown hyperparameter", "learnig_rate", "learning_rate"]),
         (["run", "-w", "mnist1d", "-a", "missing_file.py"], ["missing_file.py"]),
+        # wrong types are refused before anything runs, not stored as a failed trial
+        (["run", "-w", "mnist1d", "-a", "adamw", "--hparams", '{"learning_rate": "fast"}'],
+         ["'learning_rate'", "a string ('fast')", "expects a number"]),
+        (["run", "-w", "mnist1d", "-a", "nadamw", "--hparams", '{"beta2": true}'], ["'beta2'", "a boolean"]),
+        (["run", "-w", "mnist1d", "-a", "sgd_nesterov", "--hparams", '{"learning_rate": [0.1]}'], ["a list"]),
     ],
 )
 def test_run_error_paths(capsys, tmp_path, argv, fragments):
@@ -238,11 +243,39 @@ def test_failing_algorithm_is_a_recorded_outcome(capsys, tmp_path):
     )
     code, out, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", str(algo), "--db", str(tmp_path / "r.sqlite"),
                              "--json")
-    assert code == 0, err
+    assert code == 1, err  # a failed trial: stored and printed, and the exit status says so
     result = json.loads(out)
     assert result["outcome"] == "failed"
     assert "RuntimeError: kaput" in result["error"]
     assert result["time_to_target"] is None
+    with sqlite3.connect(tmp_path / "r.sqlite") as conn:
+        assert conn.execute("SELECT outcome FROM trials").fetchall() == [("failed",)]
+
+
+def test_diverged_trial_exits_1_and_a_finished_one_0(capsys, tmp_path):
+    algo = tmp_path / "boom.py"
+    algo.write_text(
+        "import torch\n"
+        "from laptime.algorithms import OptimizerAlgorithm\n"
+        "algorithm = OptimizerAlgorithm('boom', lambda groups, hp: torch.optim.SGD(groups, lr=hp.learning_rate),"
+        " batch_size=32, self_tuning_defaults={'learning_rate': 1e30})\n"
+    )
+    db = str(tmp_path / "r.sqlite")
+    code, out, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", str(algo), "--db", db, "--max-steps", "50",
+                             "--quiet")
+    assert code == 1, err
+    assert "diverged" in out
+    code, out, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--db", db, "--max-steps", "5",
+                             "--json")
+    assert code == 0, err
+    assert json.loads(out)["outcome"] in ("budget", "reached")
+
+
+def test_run_help_documents_the_exit_status(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "1 when it failed or diverged" in text and "2 for a usage error" in text
 
 
 def test_export_without_database(capsys, tmp_path):

@@ -1,8 +1,11 @@
 """The ``laptime`` command line.
 
 Commands: ``list``, ``run``, ``calibrate``, ``bench``, ``score``, ``report``, ``export``, ``import``, ``data``. Every user error (unknown names, bad files, a
-missing dataset, an unavailable device) ends with one ``error: …`` line on stderr and exit code 2,
-never a traceback. A trial that fails or diverges is a recorded outcome, not a CLI error.
+missing dataset, an unavailable device, hyperparameters of the wrong type) ends with one ``error: …``
+line on stderr and exit code 2, never a traceback, before anything runs or is stored. A trial that
+fails or diverges is a recorded outcome, not a CLI error: it is stored and printed, and ``laptime
+run`` then exits with status 1 (0 when the trial reached its target, ran out of budget or
+completed). A reader that goes away (``laptime list | head``) ends the command quietly, status 141.
 """
 
 from __future__ import annotations
@@ -176,7 +179,7 @@ def _hyperparameters(algorithm, text: str | None, space: Any = "own") -> dict[st
     An algorithm without self-tuning defaults (an AlgoPerf submission under external tuning) given
     no point gets the first point of its search space, as AlgoPerf's runner starts its tuning.
     """
-    from laptime.tuning import load_point
+    from laptime.tuning import check_point_types, load_point
 
     hp = dict(algorithm.self_tuning_defaults)
     if space == "own":
@@ -193,6 +196,8 @@ def _hyperparameters(algorithm, text: str | None, space: Any = "own") -> dict[st
         if known and unknown:
             raise CLIError(f"unknown hyperparameter(s) {', '.join(map(repr, unknown))} for algorithm "
                            f"{algorithm.name!r}; it knows: {', '.join(sorted(known))}")
+        # a value of the wrong type is refused here, not stored as a failed trial
+        check_point_types(point, space, hp, f"algorithm {algorithm.name!r}")
         hp.update(point)
     return hp
 
@@ -260,9 +265,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     if args.json:
         print(json.dumps(_json_safe(summary), indent=2))
-        return 0
-    _print_summary(summary)
-    return 0
+    else:
+        _print_summary(summary)
+    return trial_exit_code(record)
+
+
+#: ``laptime run``'s exit status when the trial itself failed (an exception in the algorithm) or diverged.
+TRIAL_FAILED = 1
+
+
+def trial_exit_code(*records) -> int:
+    """0 when every trial finished (reached, budget, complete), :data:`TRIAL_FAILED` when one failed
+    or diverged (its record is stored and printed all the same)."""
+    from laptime.records import Outcome
+
+    bad = {Outcome.FAILED.value, Outcome.DIVERGED.value}
+    return TRIAL_FAILED if any(getattr(r.outcome, "value", r.outcome) in bad for r in records) else 0
 
 
 def _print_summary(s: dict[str, Any]) -> None:
@@ -737,7 +755,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("run", help="run one trial, store it and print a summary")
+    p = sub.add_parser("run", help="run one trial, store it and print a summary",
+                       epilog="exit status: 0 when the trial reached its target, ran out of budget or completed; "
+                              "1 when it failed or diverged (stored and printed all the same); 2 for a usage "
+                              "error (bad names, files or hyperparameters: nothing is run or stored)")
     p.add_argument("--workload", "-w", required=True, help="workload name (see `laptime list`)")
     p.add_argument("--algorithm", "-a", required=True,
                    help="algorithm name, a path to a .py file, or module:attribute")
