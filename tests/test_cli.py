@@ -321,3 +321,29 @@ def test_run_prints_plain_progress_lines_when_not_a_terminal(capsys, tmp_path, m
     assert "after 40 steps" in lines[-1] or "reached the target" in lines[-1]
     assert "\x1b[" not in err  # no terminal control sequences in a log
     assert "outcome" in out  # the summary still goes to stdout
+
+
+def test_db_in_a_missing_folder_is_refused_and_nothing_is_created(capsys, tmp_path, monkeypatch):
+    missing = tmp_path / "no" / "such" / "folder"
+    code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "2",
+                           "--db", str(missing / "r.sqlite"))
+    assert_user_error(code, err, str(missing), "does not exist", "--db")
+    code, _, err = run_cli(capsys, "bench", "--suite", "mnist1d", "-a", "adamw", "--max-steps", "2",
+                           "--db", str(missing / "r.sqlite"), "--out", str(tmp_path / "o"))
+    assert_user_error(code, err, str(missing), "does not exist")
+    monkeypatch.setenv("LAPTIME_DB", str(missing / "env.sqlite"))
+    code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "2")
+    assert_user_error(code, err, "$LAPTIME_DB", str(missing))
+    assert not (tmp_path / "no").exists()
+    (tmp_path / "file").write_text("x")
+    code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "2",
+                           "--db", str(tmp_path / "file" / "r.sqlite"))
+    assert_user_error(code, err, "is not a folder")
+
+
+def test_default_database_location_is_still_created(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("LAPTIME_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "2", "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "data-home" / "laptime" / "results.sqlite").is_file()

@@ -206,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from laptime.algorithms import default_algorithms
     from laptime.execution import TrialPlan, execute_plan, resolve_device
     from laptime.execution.plan import thread_choice
-    from laptime.results import ResultsStore, default_store_path
+    from laptime.results import ResultsStore
     from laptime.runner import TrialOptions
     from laptime.runner.progress import trial_progress
     from laptime.workloads import default_workloads
@@ -228,8 +228,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = TrialPlan(workload=args.workload, algorithm=args.algorithm, hyperparameters=hp, seed=args.seed,
                      variant=workload.variant, config=workload.config, budget_factor=args.budget_factor,
                      budget_mode=budget_mode, batch_size=args.batch_size)
+    db_path = _db_path(args)
     _ensure_data([(args.workload, workload.variant, workload.config)], quiet=args.json)
-    db_path = Path(args.db) if args.db else default_store_path()
     show_progress = not args.json and not args.quiet
     with ResultsStore(db_path) as store:
         run_id = store.start_run(args.command_line, {"device": str(device), "budget_mode": budget_mode})
@@ -327,6 +327,28 @@ def _print_summary(s: dict[str, Any]) -> None:
         console.print(s["error"].rstrip().splitlines()[-1])
 
 
+def _db_path(args: argparse.Namespace) -> Path:
+    """The results database a command writes to: ``--db``, else ``$LAPTIME_DB``, else the default
+    location (``~/.local/share/laptime/results.sqlite``, whose folder the store creates). A ``--db`` or
+    ``$LAPTIME_DB`` in a folder that does not exist is refused: a typo must not create folders."""
+    import os
+
+    from laptime.results import default_store_path
+
+    if getattr(args, "db", None):
+        path, what = Path(args.db).expanduser(), f"--db {args.db}"
+    elif os.environ.get("LAPTIME_DB"):
+        path, what = default_store_path(), f"$LAPTIME_DB={os.environ['LAPTIME_DB']}"
+    else:
+        return default_store_path()
+    folder = path.parent
+    if not folder.is_dir():
+        why = "is not a folder" if folder.exists() else "does not exist"
+        raise CLIError(f"{what}: {folder} {why}; create the folder first or choose another path (laptime creates "
+                       "only its default location, ~/.local/share/laptime/)")
+    return path
+
+
 def _check_batch_size(value: int | None) -> None:
     if value is not None and value < 1:
         raise CLIError(f"--batch-size must be >= 1, got {value}")
@@ -400,8 +422,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from laptime.importers.algoperf import import_into_store, read_tree
-    from laptime.results import ResultsStore, default_store_path
+    from laptime.results import ResultsStore
 
+    _db_path(args)  # a bad --db before reading the logs
     result = read_tree(args.logdir, targets=args.targets, ruleset=args.ruleset, budget_factor=args.budget_factor,
                        scope=args.workloads, name_from=args.name_from)
     skipped = result.skip_counts()
@@ -412,7 +435,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         reason, n, example = skipped[0]
         raise CLIError(f"--strict: {len(result.skips)} folder(s) could not be imported, e.g. {n} {reason}: {example}; "
                        "nothing was stored")
-    db_path = Path(args.db) if args.db else default_store_path()
+    db_path = _db_path(args)
     with ResultsStore(db_path) as store:
         run_ids = import_into_store(store, result, args.command_line)
     runs = [(run_id, run) for run_id, run in zip(run_ids, [r for r in result.runs if r.records])]
@@ -478,7 +501,7 @@ def _score_column(by: str, budget_mode: str) -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     from laptime.algorithms import default_algorithms
     from laptime.execution import InlineExecutor, LocalParallelExecutor, resolve_device
-    from laptime.results import ResultsStore, default_store_path
+    from laptime.results import ResultsStore
     from laptime.runner import TrialOptions
     from laptime.runner.progress import bench_progress
     from laptime.execution.plan import thread_choice
@@ -517,8 +540,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     plans = [dataclasses.replace(plan, budget_mode=budget_mode, batch_size=args.batch_size)
              for plan in plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)]
     options = TrialOptions(max_steps=args.max_steps, robust=not args.no_robust)
+    db_path = _db_path(args)
     _ensure_data(suite.entries, quiet=args.json)
-    db_path = Path(args.db) if args.db else default_store_path()
     out_dir = Path(args.out)
     console = _console()
     with ResultsStore(db_path) as store:
@@ -708,6 +731,9 @@ def _default_db() -> Path:
 
 # --------------------------------------------------------------------------- parser
 
+_DB_HELP = ("results database (default: $LAPTIME_DB, else ~/.local/share/laptime/results.sqlite); the folder of "
+            "a --db or $LAPTIME_DB must exist")
+
 _BY_HELP = ("what the leaderboard scores: raw submission time to target (time; AlgoPerf's rule, for a dedicated "
             "machine), the contention-robust time (robust) or steps (steps); default auto: robust with step "
             "budgets, raw time with time budgets")
@@ -768,7 +794,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "algorithm's self-tuning defaults")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--db", help="results database (default: $LAPTIME_DB or ~/.local/share/laptime/results.sqlite)")
+    p.add_argument("--db", help=_DB_HELP)
     p.add_argument("--budget-factor", type=float, default=1.0, help="multiply the budget (self-tuning: 1.5)")
     _add_measurement_arguments(p)
     p.add_argument("--eval-every-steps", type=int, help="evaluate every N steps instead of every eval period "
@@ -808,7 +834,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None,
                    help="device, or a comma-separated list for one worker process per device (cuda:0,cuda:1); "
                         "default: the suite's (cpu for smoke/cpu/mnist1d/lite_cpu, cuda for lite/lite_webp)")
-    p.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
+    p.add_argument("--db", help=_DB_HELP)
     p.add_argument("--out", default="laptime-report", help="folder for report.html and report.md")
     p.add_argument("--baseline", default=None, help="algorithm to report speedups against")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
@@ -873,7 +899,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--targets", default=None, metavar="v0.5|v0.6|FILE",
                    help="AlgoPerf target table: built-in v0.5 or v0.6 (default v0.6, the latest), or a "
                         "workload_targets JSON file")
-    q.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
+    q.add_argument("--db", help=_DB_HELP)
     q.add_argument("--ruleset", choices=("external", "self"),
                    help="import only this ruleset (tree root), or name the ruleset of a folder whose name does not")
     q.add_argument("--budget-factor", type=float, default=None, metavar="F",
