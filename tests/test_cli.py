@@ -347,3 +347,51 @@ def test_default_database_location_is_still_created(capsys, tmp_path, monkeypatc
     code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "2", "--quiet")
     assert code == 0, err
     assert (tmp_path / "data-home" / "laptime" / "results.sqlite").is_file()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_refine_runs_both_runs_stores_and_prints_them(capsys, tmp_path):
+    db, norms = tmp_path / "r.sqlite", tmp_path / "norms.json"
+    code, out, err = run_cli(capsys, "refine", "-w", "mnist1d", "-a", "nadamw", "--max-steps", "30",
+                             "--eval-every-steps", "10", "--norms", str(norms), "--db", str(db), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    recorded, refined = result["recorded"], result["refined"]
+    assert recorded["algorithm"] == "nadamw_gradnorms" and refined["algorithm"] == "nadamw_refined"
+    assert recorded["steps"] == 30  # the recording run trains on to its cap: norms of the whole schedule
+    assert recorded["hyperparameters"] == refined["hyperparameters"] and recorded["seed"] == refined["seed"]
+    saved = json.loads(norms.read_text())
+    assert len(saved["l1"]) == len(saved["l2"]) == 30 and saved["workload"] == "mnist1d/base@cpu"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT algorithm, run_id FROM trials ORDER BY id").fetchall()
+        meta = json.loads(conn.execute("SELECT meta_json FROM runs").fetchone()[0])
+    assert [r[0] for r in rows] == ["nadamw_gradnorms", "nadamw_refined"] and len({r[1] for r in rows}) == 1
+    assert meta["kind"] == "refine" and len(meta["trial_ids"]) == 2
+
+    # any optimizer + schedule, the two results side by side
+    code, out, err = run_cli(capsys, "refine", "-w", "mnist1d", "-a", "adamw", "--norm", "l2", "--max-steps", "10",
+                             "--db", str(db), "--quiet")
+    assert code == 0, err
+    table = out.splitlines()
+    assert any(line.split()[:2] == ["recorded", "adamw_gradnorms"] for line in table), out
+    assert any(line.split()[:2] == ["refined", "adamw_refined"] for line in table), out
+
+
+def test_refine_error_paths(capsys, tmp_path):
+    db = tmp_path / "r.sqlite"
+    algo = tmp_path / "own.py"
+    algo.write_text(
+        "from laptime.api import Algorithm\n"
+        "class Own(Algorithm):\n"
+        "    def get_batch_size(self, name): return 8\n"
+        "    def init_optimizer_state(self, *a): return None\n"
+        "    def update_params(self, *a, **k): return None\n"
+    )
+    code, _, err = run_cli(capsys, "refine", "-w", "mnist1d", "-a", str(algo), "--db", str(db))
+    assert_user_error(code, err, "cannot refine", "OptimizerAlgorithm")
+    code, _, err = run_cli(capsys, "refine", "-w", "mnist1d", "--norms", str(tmp_path / "no" / "n.json"),
+                           "--db", str(db))
+    assert_user_error(code, err, "--norms", "does not exist")
+    code, _, err = run_cli(capsys, "refine", "-w", "mnist1d", "--hparams", '{"learning_rate": "x"}', "--db", str(db))
+    assert_user_error(code, err, "learning_rate")
+    assert not db.exists()  # nothing ran

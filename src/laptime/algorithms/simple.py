@@ -28,6 +28,7 @@ A baseline is then a few lines::
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -172,6 +173,18 @@ class OptimizerAlgorithm(Algorithm):
     def load_optimizer_state_dict(self, optimizer_state, state_dict):
         optimizer_state["optimizer"].load_state_dict(state_dict["optimizer"])
         return optimizer_state
+
+    def with_schedule(self, schedule: ScheduleFactory, name: str, summary: str = "",
+                      extra_sources: list[str | Path] = ()) -> "OptimizerAlgorithm":
+        """A copy with another schedule factory (same optimizer, batch size, search space and
+        defaults), e.g. a schedule refined from a previous run's gradient norms."""
+        clone = copy.copy(self)
+        clone.name = name
+        clone.summary = summary or self.summary
+        clone._schedule_factory = schedule
+        clone.self_tuning_defaults = dict(self.self_tuning_defaults)
+        clone._extra_sources = [*self._extra_sources, *(Path(p) for p in extra_sources)]
+        return clone
 
     def resolve_paths(self, folder: str | Path) -> None:
         """Read a relative ``search_space`` path against ``folder`` (the folder of the file that defines

@@ -1,10 +1,10 @@
 """The ``laptime`` command line.
 
-Commands: ``list``, ``run``, ``calibrate``, ``bench``, ``score``, ``report``, ``export``, ``import``, ``data``. Every user error (unknown names, bad files, a
+Commands: ``list``, ``run``, ``refine``, ``calibrate``, ``bench``, ``score``, ``report``, ``export``, ``import``, ``data``. Every user error (unknown names, bad files, a
 missing dataset, an unavailable device, hyperparameters of the wrong type) ends with one ``error: …``
 line on stderr and exit code 2, never a traceback, before anything runs or is stored. A trial that
 fails or diverges is a recorded outcome, not a CLI error: it is stored and printed, and ``laptime
-run`` then exits with status 1 (0 when the trial reached its target, ran out of budget or
+run`` (and ``refine``) then exits with status 1 (0 when the trial reached its target, ran out of budget or
 completed). A reader that goes away (``laptime list | head``) ends the command quietly, status 141.
 """
 
@@ -236,7 +236,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
                               algorithms=algorithms, options=options, threads=threads,
                               progress=trial_progress() if show_progress else None)
-    summary = {
+    summary = _trial_summary(record, db_path)
+    if args.json:
+        print(json.dumps(_json_safe(summary), indent=2))
+    else:
+        _print_summary(summary)
+    return trial_exit_code(record)
+
+
+def _trial_summary(record, db_path: Path) -> dict[str, Any]:
+    """What `laptime run` prints about a stored trial (JSON-ready but for non-finite floats)."""
+    return {
         "trial_id": record.trial_id,
         "db": str(db_path),
         "workload": f"{record.workload}/{record.variant}@{record.config}",
@@ -263,11 +273,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         "hyperparameters": record.hyperparameters,
         "error": record.error,
     }
-    if args.json:
-        print(json.dumps(_json_safe(summary), indent=2))
-    else:
-        _print_summary(summary)
-    return trial_exit_code(record)
 
 
 #: ``laptime run``'s exit status when the trial itself failed (an exception in the algorithm) or diverged.
@@ -376,6 +381,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     return calibrate.run(args, hyperparameters=_hyperparameters, ensure_data=_ensure_data,
                          command=args.command_line, json_safe=_json_safe)
+
+
+def cmd_refine(args: argparse.Namespace) -> int:
+    from laptime.cli import refine
+
+    return refine.run(args)
 
 
 # --------------------------------------------------------------------------- export
@@ -812,6 +823,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate_cli.add_arguments(p)
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("refine", help="schedule refinement from gradient norms (Defazio et al. 2023): a run that "
+                                      "records them, then the same run with the refined schedule; both stored",
+                       epilog="exit status as for run: 1 when a trial failed or diverged (or the recording gave no "
+                              "usable norms), 2 for a usage error")
+    from laptime.cli import refine as refine_cli
+
+    refine_cli.add_arguments(p)
+    p.set_defaults(func=cmd_refine)
 
     p = sub.add_parser("export", help="export stored trials or eval rows as CSV")
     p.add_argument("--out", "-o", required=True, help="CSV file to write")
