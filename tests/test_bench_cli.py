@@ -3,6 +3,8 @@
 import json
 import sqlite3
 
+import pytest
+
 from laptime.cli.main import main
 
 
@@ -274,3 +276,39 @@ def test_bench_prints_a_plain_line_per_trial_when_not_a_terminal(capsys, tmp_pat
     code, out, err = run_cli(capsys, *argv)  # again: both trials reused, said in one line
     assert code == 0, err
     assert any(line.startswith("[2/2] reused 2 trial(s) already stored") for line in err.splitlines()), err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"],
+    ["list"],
+    ["list", "--json"],
+    ["data", "list"],
+    ["score", "--times", "{csv}", "--bootstrap", "50"],
+    ["score", "--times", "{csv}", "--json"],
+    ["export", "--db", "{db}", "--out", "{tmp}/t2.csv"],
+    ["report", "--db", "{db}", "--out", "{tmp}/report", "--bootstrap", "0"],
+    ["run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "2", "--quiet", "--db", "{db}"],
+], ids=lambda argv: " ".join(argv[:2]))
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path, argv):
+    """`laptime ... | head`: the reader is gone before laptime writes; no traceback, status 141."""
+    import os
+    import subprocess
+    import sys
+
+    db, csv_path = tmp_path / "r.sqlite", tmp_path / "t.csv"
+    _stored_benchmark(db)
+    csv_path.write_text(SCORE_CSV)
+    argv = [a.format(csv=csv_path, db=db, tmp=tmp_path) for a in argv]
+    if argv[0] == "list":  # the listing's cache ready, as after a first `laptime list`
+        assert main(["list", "--json"]) == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader went away before the first byte
+    # stdout block-buffered as usual (PYTHONUNBUFFERED would write, and fail, earlier)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run([sys.executable, "-m", "laptime", *argv], stdout=write, stderr=subprocess.PIPE, text=True,
+                          timeout=300, env=env)
+    os.close(write)
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert "BrokenPipe" not in proc.stderr, proc.stderr
+    # 141 = 128 + SIGPIPE; --help's text may fit argparse's own write, which ignores the closed pipe
+    assert proc.returncode == 141 or (argv == ["--help"] and proc.returncode == 0), proc.stderr

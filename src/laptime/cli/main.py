@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
+import os
 import json
 import math
 import shlex
@@ -72,10 +74,27 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _console():
-    from rich.console import Console
+def _console(**kwargs: Any):
+    """A rich console whose closed pipe (``laptime report | head``) raises :class:`BrokenPipeError`,
+    which :func:`main` ends quietly with status 141, instead of rich's own ``SystemExit(1)``."""
+    return _pipe_console_class()(**kwargs)
 
-    return Console()
+
+_PIPE_CONSOLE: type | None = None
+
+
+def _pipe_console_class() -> type:
+    global _PIPE_CONSOLE
+    if _PIPE_CONSOLE is None:
+        from rich.console import Console
+
+        class PipeConsole(Console):
+            def on_broken_pipe(self) -> None:
+                self.quiet = True  # drop what is still buffered
+                raise BrokenPipeError(errno.EPIPE, "the reader of laptime's output went away")
+
+        _PIPE_CONSOLE = PipeConsole
+    return _PIPE_CONSOLE
 
 
 # --------------------------------------------------------------------------- list
@@ -336,8 +355,6 @@ def _db_path(args: argparse.Namespace) -> Path:
     """The results database a command writes to: ``--db``, else ``$LAPTIME_DB``, else the default
     location (``~/.local/share/laptime/results.sqlite``, whose folder the store creates). A ``--db`` or
     ``$LAPTIME_DB`` in a folder that does not exist is refused: a typo must not create folders."""
-    import os
-
     from laptime.results import default_store_path
 
     if getattr(args, "db", None):
@@ -944,12 +961,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader went away (`laptime list | head`): not an error; say nothing more, and point the
+        # standard streams at /dev/null so that the interpreter's last flush does not complain either
+        _silence_standard_streams()
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        sys.stdout.flush()  # --help or --version into a closed pipe: BrokenPipeError here, not at exit
+        raise
     args.command_line = _command_line(argv)  # stored with runs and calibration records
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # what is still buffered fails here, where a closed pipe is caught, not at exit
+        return code
+    except BrokenPipeError:
+        raise  # main() ends it quietly (and without importing what _user_errors() imports)
     except _user_errors() as exc:
         message = str(exc).strip() or type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
@@ -960,12 +995,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; nothing half-written was stored", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # the reader went away (`laptime score --json | head`): not an error; say nothing more
-        import os
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
+
+def _silence_standard_streams() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. captured in tests)
+            pass
+    os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover
