@@ -34,6 +34,16 @@ def laptime_data_root(tmp_path_factory: pytest.TempPathFactory):
     patch.undo()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def laptime_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """The session's ``$LAPTIME_CACHE`` (``laptime list``'s cached listing): tests never write ``~/.cache``."""
+    patch = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("laptime-cache")
+    patch.setenv("LAPTIME_CACHE", str(root))
+    yield root
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """``<repo>/../shared/data`` (the local copies of real datasets); skips the test if absent."""

@@ -3,6 +3,8 @@
 import json
 import sqlite3
 
+import pytest
+
 from laptime.cli.main import main
 
 
@@ -176,3 +178,137 @@ def test_score_times_reproduces_hand_computed_scores(capsys, tmp_path):
         assert code == 0, err
         scores = {a: v["score"] for a, v in json.loads(out)["algorithms"].items()}
         assert scores == pytest.approx(expected, abs=1e-12), (i, scores)
+
+
+def _stored_benchmark(db):
+    """A results database holding one benchmark of synthetic trials (nothing is run): two algorithms,
+    a workload and its variant, two studies of two trials, misses, and a target met after the budget."""
+    from laptime.records import Outcome, TrialRecord
+    from laptime.results import ResultsStore
+
+    records = []
+    for a_i, algorithm in enumerate(("alpha", "beta")):
+        for variant in ("base", "cnn"):
+            for study in (0, 1):
+                for trial in (0, 1):
+                    k = len(records)
+                    reached = (k % 5) != 3
+                    late = (k % 7) == 6  # met the target after its budget: stored as a miss
+                    ttt = 10.0 + 3 * a_i + 2 * trial - study + (variant == "cnn") if reached or late else None
+                    records.append(TrialRecord(
+                        workload="mnist1d", variant=variant, config="cpu", workload_version="1", dataset="mnist1d",
+                        algorithm=algorithm, algorithm_hash="h", hyperparameters={"learning_rate": 0.001 * (trial + 1)},
+                        seed=study * 10 + trial, device="cpu", hardware_fingerprint="fp", hardware={}, versions={},
+                        target_metric="accuracy", target_direction="max", target_value=0.6, budget_sec=60.0,
+                        outcome=Outcome.REACHED if reached and not late else Outcome.BUDGET,
+                        time_to_target=ttt, steps_to_target=None if ttt is None else int(ttt * 10),
+                        submission_time=30.0, steps=300, wall_time=40.0, started_at="2026-01-01T00:00:00+00:00",
+                        finished_at="2026-01-01T00:01:00+00:00", ruleset="external", study=study, trial_index=trial,
+                        budget_mode="steps", robust_time_to_target=None if ttt is None else ttt * 0.9,
+                        work_to_target=None if ttt is None else ttt * 100, reference_cost=0.01 + 0.001 * (k % 3)))
+    with ResultsStore(db) as store:
+        run_id = store.start_run("laptime bench (synthetic)", {"kind": "bench", "score_column": "time_to_target"})
+        for record in records:
+            store.add_trial(run_id, record)
+        store.update_run_meta(run_id, {"trial_ids": [r.trial_id for r in records]})
+    return records
+
+
+def test_laptime_export_is_accepted_by_laptime_score(capsys, tmp_path):
+    db, csv_path = tmp_path / "r.sqlite", tmp_path / "t.csv"
+    _stored_benchmark(db)
+    code, _, err = run_cli(capsys, "export", "--db", str(db), "--table", "trials", "--out", str(csv_path))
+    assert code == 0, err
+    for by in ("time", "steps", "robust"):
+        code, from_csv, err = run_cli(capsys, "score", "--times", str(csv_path), "--by", by, "--json")
+        assert code == 0, err
+        code, from_db, err = run_cli(capsys, "score", "--db", str(db), "--by", by, "--json")
+        assert code == 0, err
+        from_csv, from_db = json.loads(from_csv), json.loads(from_db)
+        # the same trials give the same leaderboard: workload/variant keys, misses and robust times alike
+        assert from_csv["workloads"] == from_db["workloads"] == ["mnist1d"]
+        assert from_csv["variant_gate"] == from_db["variant_gate"]
+        assert from_csv["column"] == from_db["column"]
+        assert from_csv["algorithms"] == from_db["algorithms"], by
+    code, out, err = run_cli(capsys, "score", "--times", str(csv_path))
+    assert code == 0, err
+    assert "alpha" in out and "beta" in out
+
+
+def test_score_text_shows_intervals_ranks_and_speedups(capsys, tmp_path):
+    path = tmp_path / "times.csv"
+    path.write_text("algorithm,workload,study,trial,time_to_target\n"
+                    + "".join(f"{a},{w},{s},0,{t * (1 + 0.1 * s)}\n" for a, ts in (("a", (10, 40, 30)), ("b", (20, 10, 30)))
+                              for w, t in zip(("w1", "w2", "w3"), ts) for s in range(4)))
+    argv = ["score", "--times", str(path), "--bootstrap", "200", "--baseline", "a"]
+    code, as_json, err = run_cli(capsys, *argv, "--json")
+    assert code == 0, err
+    result = json.loads(as_json)
+    code, text, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    lines = text.splitlines()
+    assert "rank" in lines[0] and "score 95% CI" in lines[0] and "rank 95% CI" in lines[0] and "speedup vs a" in lines[0]
+    for name, entry in result["algorithms"].items():
+        row = next(line for line in lines[2:] if line.split()[1:2] == [name])
+        lo, hi = entry["score_ci"]
+        rank_lo, rank_hi = entry["rank_ci"]
+        assert row.split()[0] == str(entry["rank"])
+        assert f"[{lo:.4f}, {hi:.4f}]" in row and f"[{rank_lo}, {rank_hi}]" in row
+        assert f"{entry['geomean_speedup']:.2f}x" in row
+    # per-workload speedups: b over a on w2 is 40/10 = 4
+    b_row = [line for line in lines if line.startswith("b ")][-1]
+    assert b_row.split()[1:] == [f"{result['algorithms']['b']['speedups'][w]:.2f}x" for w in ("w1", "w2", "w3")]
+    assert "4.00x" in b_row
+
+
+def test_bench_prints_a_plain_line_per_trial_when_not_a_terminal(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    argv = ["bench", "--suite", "mnist1d", "-a", "adamw", "--max-steps", "10", "--bootstrap", "0",
+            "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "o")]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    lines = err.splitlines()
+    assert "benchmark: 2 trial(s)" in lines
+    assert any(line.startswith("[1/2] mnist1d/base@cpu · adamw") for line in lines), err
+    assert any(line.startswith("[2/2] mnist1d/cnn@cpu · adamw") for line in lines), err
+    assert any(line.startswith("benchmark: 2/2 trials done in ") for line in lines), err
+    assert "\x1b[" not in err
+    code, out, err = run_cli(capsys, *argv)  # again: both trials reused, said in one line
+    assert code == 0, err
+    assert any(line.startswith("[2/2] reused 2 trial(s) already stored") for line in err.splitlines()), err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--help"],
+    ["list"],
+    ["list", "--json"],
+    ["data", "list"],
+    ["score", "--times", "{csv}", "--bootstrap", "50"],
+    ["score", "--times", "{csv}", "--json"],
+    ["export", "--db", "{db}", "--out", "{tmp}/t2.csv"],
+    ["report", "--db", "{db}", "--out", "{tmp}/report", "--bootstrap", "0"],
+    ["run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "2", "--quiet", "--db", "{db}"],
+], ids=lambda argv: " ".join(argv[:2]))
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path, argv):
+    """`laptime ... | head`: the reader is gone before laptime writes; no traceback, status 141."""
+    import os
+    import subprocess
+    import sys
+
+    db, csv_path = tmp_path / "r.sqlite", tmp_path / "t.csv"
+    _stored_benchmark(db)
+    csv_path.write_text(SCORE_CSV)
+    argv = [a.format(csv=csv_path, db=db, tmp=tmp_path) for a in argv]
+    if argv[0] == "list":  # the listing's cache ready, as after a first `laptime list`
+        assert main(["list", "--json"]) == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader went away before the first byte
+    # stdout block-buffered as usual (PYTHONUNBUFFERED would write, and fail, earlier)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run([sys.executable, "-m", "laptime", *argv], stdout=write, stderr=subprocess.PIPE, text=True,
+                          timeout=300, env=env)
+    os.close(write)
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert "BrokenPipe" not in proc.stderr, proc.stderr
+    # 141 = 128 + SIGPIPE; --help's text may fit argparse's own write, which ignores the closed pipe
+    assert proc.returncode == 141 or (argv == ["--help"] and proc.returncode == 0), proc.stderr

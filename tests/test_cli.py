@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import sqlite3
 
 import pytest
@@ -39,6 +40,89 @@ def test_list_table(capsys):
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
     assert "mnist1d" in out and "nadamw" in out
+
+
+def _expected_list_cells():
+    """Every workload's cells and every algorithm's summary, from the registries themselves."""
+    from laptime.algorithms import default_algorithms
+    from laptime.workloads import default_workloads
+
+    workloads = [[s.key, f"{s.max_allowed_runtime_sec:g} s", f"{s.eval_period_time_sec:g} s", str(s.step_hint),
+                  f"{s.max_allowed_steps}/{s.eval_period_steps_or_default}"] for s in default_workloads().specs()]
+    return workloads, [(a.name, a.summary) for a in default_algorithms().all()]
+
+
+def test_list_piped_is_plain_text_and_nothing_is_cut(capsys, monkeypatch):
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    code, out, _ = run_cli(capsys, "list")  # captured: not a terminal
+    assert code == 0
+    assert "…" not in out
+    lines = out.splitlines()
+    workloads, algorithms = _expected_list_cells()
+    for row in workloads:  # one line per workload, with every cell whole
+        line = next((line for line in lines if line.split()[:1] == [row[0]]), None)
+        assert line is not None, row[0]
+        for cell in row:
+            assert cell in line, (cell, line)
+    for name, summary in algorithms:
+        assert any(line.split()[:1] == [name] and line.endswith(summary.rstrip()) for line in lines), name
+
+
+def test_list_on_an_80_column_terminal_folds_instead_of_cutting(capsys, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # a terminal, as rich sees it
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("NO_COLOR", "1")
+    code, text, _ = run_cli(capsys, "list")
+    assert code == 0
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # the headers' bold
+    assert "┃" in text  # rich's table
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    workloads, _ = _expected_list_cells()
+    for row in workloads:
+        for cell in row[1:]:  # budget, eval, step_hint, steps/eval: whole on one line of the table
+            assert cell in text, cell
+
+
+def test_list_json_is_the_registries_listing(capsys):
+    from laptime.cli import catalog
+
+    for _ in range(2):  # built, then from the cache
+        code, out, _ = run_cli(capsys, "list", "--json")
+        assert code == 0
+        assert json.loads(out) == catalog.build()
+
+
+def test_list_caches_its_listing_by_source_fingerprint(monkeypatch, tmp_path):
+    from laptime.cli import catalog
+
+    monkeypatch.setenv("LAPTIME_CACHE", str(tmp_path / "cache"))
+    built = []
+    monkeypatch.setattr(catalog, "build", lambda: built.append(1) or {"workloads": [], "algorithms": [{"n": len(built)}]})
+    assert catalog.load()["algorithms"] == [{"n": 1}]
+    assert catalog.load()["algorithms"] == [{"n": 1}] and len(built) == 1  # from the cache
+    monkeypatch.setattr(catalog, "fingerprint", lambda: "another-source-state")
+    assert catalog.load()["algorithms"] == [{"n": 2}]  # sources changed: built again, never stale
+    (tmp_path / "cache" / "catalog-another-source-state.json").write_text("{not json")
+    assert catalog.load()["algorithms"] == [{"n": 3}]  # a broken cache file is rebuilt, not an error
+
+
+def test_list_does_not_import_torch_once_cached(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LAPTIME_CACHE": str(tmp_path / "cache")}
+    check = ("import sys; from laptime.cli.main import main; code = main(['list']); sys.stdout.flush(); "
+             "print('imported: ' + ' '.join(m for m in ('torch', 'pytorch_optimizer') if m in sys.modules), "
+             "file=sys.stderr); sys.exit(code)")
+    first = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert second.stderr.strip() == "imported:", second.stderr
 
 
 @pytest.mark.usefixtures("one_thread")  # faster, alone and under load
@@ -116,6 +200,11 @@ def test_hparams_inline_json_overrides_defaults(capsys, tmp_path):
         (["run", "-w", "mnist1d", "-a", "nadamw", "--hparams", '{"learnig_rate": 0.1}'],
          ["unknown hyperparameter", "learnig_rate", "learning_rate"]),
         (["run", "-w", "mnist1d", "-a", "missing_file.py"], ["missing_file.py"]),
+        # wrong types are refused before anything runs, not stored as a failed trial
+        (["run", "-w", "mnist1d", "-a", "adamw", "--hparams", '{"learning_rate": "fast"}'],
+         ["'learning_rate'", "a string ('fast')", "expects a number"]),
+        (["run", "-w", "mnist1d", "-a", "nadamw", "--hparams", '{"beta2": true}'], ["'beta2'", "a boolean"]),
+        (["run", "-w", "mnist1d", "-a", "sgd_nesterov", "--hparams", '{"learning_rate": [0.1]}'], ["a list"]),
     ],
 )
 def test_run_error_paths(capsys, tmp_path, argv, fragments):
@@ -154,11 +243,39 @@ def test_failing_algorithm_is_a_recorded_outcome(capsys, tmp_path):
     )
     code, out, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", str(algo), "--db", str(tmp_path / "r.sqlite"),
                              "--json")
-    assert code == 0, err
+    assert code == 1, err  # a failed trial: stored and printed, and the exit status says so
     result = json.loads(out)
     assert result["outcome"] == "failed"
     assert "RuntimeError: kaput" in result["error"]
     assert result["time_to_target"] is None
+    with sqlite3.connect(tmp_path / "r.sqlite") as conn:
+        assert conn.execute("SELECT outcome FROM trials").fetchall() == [("failed",)]
+
+
+def test_diverged_trial_exits_1_and_a_finished_one_0(capsys, tmp_path):
+    algo = tmp_path / "boom.py"
+    algo.write_text(
+        "import torch\n"
+        "from laptime.algorithms import OptimizerAlgorithm\n"
+        "algorithm = OptimizerAlgorithm('boom', lambda groups, hp: torch.optim.SGD(groups, lr=hp.learning_rate),"
+        " batch_size=32, self_tuning_defaults={'learning_rate': 1e30})\n"
+    )
+    db = str(tmp_path / "r.sqlite")
+    code, out, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", str(algo), "--db", db, "--max-steps", "50",
+                             "--quiet")
+    assert code == 1, err
+    assert "diverged" in out
+    code, out, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--db", db, "--max-steps", "5",
+                             "--json")
+    assert code == 0, err
+    assert json.loads(out)["outcome"] in ("budget", "reached")
+
+
+def test_run_help_documents_the_exit_status(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "1 when it failed or diverged" in text and "2 for a usage error" in text
 
 
 def test_export_without_database(capsys, tmp_path):
@@ -251,3 +368,90 @@ def test_a_damaged_prepared_file_is_one_story_in_list_and_run(capsys, tmp_path, 
     for text in (log, error):
         assert "input.txt fails its checksum" in text and "not prepared" not in text, err
     assert "downloading it from its official source" in log and error.startswith("error: ")
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_run_prints_plain_progress_lines_when_not_a_terminal(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    code, out, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "40",
+                             "--eval-every-steps", "20", "--db", str(tmp_path / "r.sqlite"))
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("mnist1d/base@cpu · adamw: ")]
+    assert "started (target accuracy ≥" in lines[0]
+    assert "after 40 steps" in lines[-1] or "reached the target" in lines[-1]
+    assert "\x1b[" not in err  # no terminal control sequences in a log
+    assert "outcome" in out  # the summary still goes to stdout
+
+
+def test_db_in_a_missing_folder_is_refused_and_nothing_is_created(capsys, tmp_path, monkeypatch):
+    missing = tmp_path / "no" / "such" / "folder"
+    code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "2",
+                           "--db", str(missing / "r.sqlite"))
+    assert_user_error(code, err, str(missing), "does not exist", "--db")
+    code, _, err = run_cli(capsys, "bench", "--suite", "mnist1d", "-a", "adamw", "--max-steps", "2",
+                           "--db", str(missing / "r.sqlite"), "--out", str(tmp_path / "o"))
+    assert_user_error(code, err, str(missing), "does not exist")
+    monkeypatch.setenv("LAPTIME_DB", str(missing / "env.sqlite"))
+    code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "2")
+    assert_user_error(code, err, "$LAPTIME_DB", str(missing))
+    assert not (tmp_path / "no").exists()
+    (tmp_path / "file").write_text("x")
+    code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "2",
+                           "--db", str(tmp_path / "file" / "r.sqlite"))
+    assert_user_error(code, err, "is not a folder")
+
+
+def test_default_database_location_is_still_created(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("LAPTIME_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    code, _, err = run_cli(capsys, "run", "-w", "mnist1d", "-a", "adamw", "--max-steps", "2", "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "data-home" / "laptime" / "results.sqlite").is_file()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_refine_runs_both_runs_stores_and_prints_them(capsys, tmp_path):
+    db, norms = tmp_path / "r.sqlite", tmp_path / "norms.json"
+    code, out, err = run_cli(capsys, "refine", "-w", "mnist1d", "-a", "nadamw", "--max-steps", "30",
+                             "--eval-every-steps", "10", "--norms", str(norms), "--db", str(db), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    recorded, refined = result["recorded"], result["refined"]
+    assert recorded["algorithm"] == "nadamw_gradnorms" and refined["algorithm"] == "nadamw_refined"
+    assert recorded["steps"] == 30  # the recording run trains on to its cap: norms of the whole schedule
+    assert recorded["hyperparameters"] == refined["hyperparameters"] and recorded["seed"] == refined["seed"]
+    saved = json.loads(norms.read_text())
+    assert len(saved["l1"]) == len(saved["l2"]) == 30 and saved["workload"] == "mnist1d/base@cpu"
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT algorithm, run_id FROM trials ORDER BY id").fetchall()
+        meta = json.loads(conn.execute("SELECT meta_json FROM runs").fetchone()[0])
+    assert [r[0] for r in rows] == ["nadamw_gradnorms", "nadamw_refined"] and len({r[1] for r in rows}) == 1
+    assert meta["kind"] == "refine" and len(meta["trial_ids"]) == 2
+
+    # any optimizer + schedule, the two results side by side
+    code, out, err = run_cli(capsys, "refine", "-w", "mnist1d", "-a", "adamw", "--norm", "l2", "--max-steps", "10",
+                             "--db", str(db), "--quiet")
+    assert code == 0, err
+    table = out.splitlines()
+    assert any(line.split()[:2] == ["recorded", "adamw_gradnorms"] for line in table), out
+    assert any(line.split()[:2] == ["refined", "adamw_refined"] for line in table), out
+
+
+def test_refine_error_paths(capsys, tmp_path):
+    db = tmp_path / "r.sqlite"
+    algo = tmp_path / "own.py"
+    algo.write_text(
+        "from laptime.api import Algorithm\n"
+        "class Own(Algorithm):\n"
+        "    def get_batch_size(self, name): return 8\n"
+        "    def init_optimizer_state(self, *a): return None\n"
+        "    def update_params(self, *a, **k): return None\n"
+    )
+    code, _, err = run_cli(capsys, "refine", "-w", "mnist1d", "-a", str(algo), "--db", str(db))
+    assert_user_error(code, err, "cannot refine", "OptimizerAlgorithm")
+    code, _, err = run_cli(capsys, "refine", "-w", "mnist1d", "--norms", str(tmp_path / "no" / "n.json"),
+                           "--db", str(db))
+    assert_user_error(code, err, "--norms", "does not exist")
+    code, _, err = run_cli(capsys, "refine", "-w", "mnist1d", "--hparams", '{"learning_rate": "x"}', "--db", str(db))
+    assert_user_error(code, err, "learning_rate")
+    assert not db.exists()  # nothing ran

@@ -215,6 +215,37 @@ def test_profile_legend_names_every_algorithm(report, page):
     assert profile.count("<path") == len(report.score.algorithms)
 
 
+def _drawn(svg: str, tag: str, geometry: str) -> dict[str, tuple[str, str]]:
+    """Per first word of its title: (geometry attribute, transform) of each ``tag`` element in ``svg``."""
+    out = {}
+    for attrs, title in re.findall(rf"<{tag} ([^>]*)><title>([^<]*)</title>", svg):
+        shape = re.search(rf'{geometry}="([^"]*)"', attrs).group(1)
+        transform = re.search(r'transform="([^"]*)"', attrs)
+        out.setdefault(title.split()[0], []).append((shape, transform.group(1) if transform else ""))
+    return out
+
+
+def test_identical_algorithms_stay_visible_in_profiles_and_curves():
+    base = synthetic_records(algorithms=("nadamw", "adamw"), studies=(0,), trials=(0,))
+    twins = [dataclasses.replace(r, algorithm="twin") for r in base if r.algorithm == "nadamw"]
+    report = build_report(base + twins, title="twins", n_bootstrap=0, generated_at=WHEN)
+    page = report.to_html()
+    profile = re.search(r'<svg class="plot profile".*?</svg>', page, re.S).group(0)
+    lines = _drawn(profile, "path", "d")
+    assert lines["nadamw"][0][0] == lines["twin"][0][0]  # the same profile...
+    assert lines["nadamw"][0][1] != lines["twin"][0][1]  # ...drawn apart, so neither hides the other
+    assert lines["adamw"][0][1] == ""  # a profile of its own is drawn where it is
+    assert "identical profiles" in profile and "nadamw = twin" in profile
+    assert "Identical profiles: nadamw = twin" in page
+    for svg in re.findall(r'<svg class="plot curves".*?</svg>', page, re.S):
+        curves = _drawn(svg, "polyline", "points")
+        assert curves["nadamw"][0][0] == curves["twin"][0][0]
+        assert curves["nadamw"][0][1] != curves["twin"][0][1]
+    assert page.count("identical curves: nadamw = twin") == 2  # one note per workload
+    for svg in re.findall(r"<svg.*?</svg>", page, re.S):
+        ET.fromstring(svg)
+
+
 def test_trials_table_lists_every_trial(records, page):
     table = re.search(r'<table class="trials">(.*?)</table>', page, re.S).group(1)
     assert table.count("<tr>") == len(records) + 1  # + header row

@@ -330,3 +330,25 @@ def test_two_run_refinement_protocol(workload, tmp_path):
     after = workload.evaluate_split(model2, None, "validation")
     assert after["loss"] < before["loss"] - 0.3  # about 0.6 with seed 0
     assert tmp_path / "norms.json" in refined.source_files()
+
+
+def test_refine_gives_any_optimizer_schedule_algorithm_the_refined_schedule(tmp_path):
+    from laptime.algorithms.refinement import refine
+
+    path = tmp_path / "norms.json"
+    path.write_text(json.dumps({"format": "laptime.grad_norms/1", "l1": [2.0] * 50, "l2": [1.0] * 50}))
+    base = default_algorithms().get("adamw")
+    refined = refine(base, path, norm="l2", smoothing=1)
+    assert refined.name == "adamw_refined" and "adamw" in refined.summary
+    assert refined.self_tuning_defaults == base.self_tuning_defaults
+    assert refined.get_batch_size("mnist1d/base@cpu") == base.get_batch_size("mnist1d/base@cpu")
+    hp = {"warmup_factor": 0.0, "decay_steps_factor": 1.0}
+    schedule = refined._schedule_factory(hp, 100)
+    # constant norms: exactly linear decay to 0 at the horizon (step_hint 100)
+    assert [schedule(s) for s in (0, 25, 50, 99, 100)] == pytest.approx([1.0, 0.75, 0.5, 0.01, 0.0])
+    assert base._schedule_factory(hp, 100)(25) != pytest.approx(0.75)  # the original keeps its cosine
+    assert path in refined.source_files() and path not in base.source_files()
+    with pytest.raises(TypeError, match="not an optimizer"):
+        refine(GradNormRecorder(base), path)
+    with pytest.raises(ValueError, match="norm"):
+        refine(base, path, norm="l3")

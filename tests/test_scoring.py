@@ -617,9 +617,12 @@ def test_score_table_report_json_and_text(tmp_path):
     assert d["algorithms"]["B"]["geomean_speedup"] == pytest.approx(1.0)
     table = rep.format_table()
     lines = table.splitlines()
-    assert lines[0].split() == ["algorithm", "score", "w1", "w2", "w3"]
-    assert lines[2].split() == ["A", "0.8889", "10", "20", "30"]
-    assert lines[3].split() == ["B", "0.5556", "20", "10", "inf"]
+    assert lines[0].split() == ["rank", "algorithm", "score", "speedup", "vs", "A", "w1", "w2", "w3"]
+    assert lines[2].split() == ["1", "A", "0.8889", "1.00x", "10", "20", "30"]
+    assert lines[3].split() == ["2", "B", "0.5556", "1.00x", "20", "10", "inf"]
+    # the per-workload speedups over the baseline follow
+    speedup_rows = {line.split()[0]: line.split()[1:] for line in lines[lines.index("") + 4:]}
+    assert speedup_rows == {"A": ["1.00x", "1.00x", "1.00x"], "B": ["0.50x", "2.00x", "0.00x"]}
 
 
 def test_score_table_nan_encoded_as_null():

@@ -404,3 +404,37 @@ def test_does_not_import_torch():
     code = "import sys, laptime.tuning; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------------------
+# check_point_types: a point's values against what the algorithm expects
+
+
+def test_check_point_types_against_space_and_defaults():
+    from laptime.tuning import check_point_types
+
+    space = SearchSpace.from_json({"learning_rate": {"min": 1e-4, "max": 1e-2, "scaling": "log"},
+                                   "schedule": {"feasible_points": ["cosine", "linear"]},
+                                   "nesterov": {"feasible_points": [True, False]}})
+    defaults = {"learning_rate": 1e-3, "grad_clip": None, "warmup_factor": 0.05}
+    ok = {"learning_rate": 0.5, "schedule": "rex", "nesterov": False, "grad_clip": 1.0, "warmup_factor": 0,
+          "unknown_here": "anything"}  # not range-checked; names known from neither are not checked
+    check_point_types(ok, space, defaults, "algorithm 'x'")
+    for point, parts in [
+        ({"learning_rate": "fast"}, ["'learning_rate' is a string ('fast')", "expects a number", "range [0.0001, 0.01]"]),
+        ({"learning_rate": True}, ["a boolean", "expects a number"]),
+        ({"schedule": 3}, ["a number (3)", "expects a string", "feasible points ['cosine', 'linear']"]),
+        ({"nesterov": "yes"}, ["expects a boolean"]),
+        ({"warmup_factor": None}, ["is null", "its self-tuning default 0.05"]),
+    ]:
+        with pytest.raises(SearchSpaceError) as info:
+            check_point_types(point, space, defaults, "algorithm 'x'")
+        for part in parts:
+            assert part in str(info.value), (part, str(info.value))
+    # a fixed list of points gives its values' kinds; without a space the defaults alone decide
+    fixed = SearchSpace.from_json([{"learning_rate": 0.1, "label_smoothing": None}, {"learning_rate": 0.2}])
+    with pytest.raises(SearchSpaceError, match="fixed points"):
+        check_point_types({"learning_rate": "0.1"}, fixed)
+    check_point_types({"label_smoothing": 0.1}, fixed)  # only null known: not checked
+    with pytest.raises(SearchSpaceError, match="self-tuning default"):
+        check_point_types({"learning_rate": "0.1"}, None, {"learning_rate": 0.1})

@@ -25,7 +25,8 @@ decay is the default it refines. The two-run protocol:
        algorithm = nadamw_refined("norms.json")
 
 The refined algorithm is not registered by default: it needs a norms file from a first run on the
-same workload.
+same workload. ``laptime refine -w WORKLOAD -a ALGORITHM`` runs both steps for any optimizer +
+schedule algorithm (:func:`refine`), stores both trials and prints them side by side.
 
 What is implemented (:func:`refined_schedule`): the norm sequence ``G`` (``T_obs`` values) is
 smoothed with a running median of ``smoothing`` steps (window shrinks at the ends), resampled by
@@ -163,6 +164,11 @@ class GradNormRecorder(Algorithm):
     def search_space(self):
         return self.inner.search_space()
 
+    def resolve_paths(self, folder) -> None:
+        resolve = getattr(self.inner, "resolve_paths", None)
+        if callable(resolve):
+            resolve(folder)
+
     def source_files(self) -> list[Path]:
         return sorted({Path(__file__), *self.inner.source_files()})
 
@@ -270,6 +276,44 @@ def refined_schedule(norms: Sequence[float], total_steps: int, warmup_steps: int
     return schedule
 
 
+def _refined_factory(norms: Sequence[float], power: float, smoothing: int | None):
+    """``schedule(hp, step_hint)`` refined from ``norms``: horizon ``decay_steps_factor × step_hint``,
+    warmup ``warmup_factor × horizon`` as for the baselines, running-median window ``smoothing``
+    (default ``hp.refine_smoothing`` or 5% of the recorded steps, odd)."""
+    def schedule(hp, step_hint: int) -> schedules.Schedule:
+        horizon = max(int(round(float(hp.get("decay_steps_factor", 1.0)) * step_hint)), 1)
+        warmup = min(int(round(float(hp.get("warmup_factor", 0.05)) * horizon)), horizon)
+        window = smoothing if smoothing is not None else hp.get("refine_smoothing")
+        if window is None:
+            window = max(1, int(0.05 * len(norms))) | 1
+        return refined_schedule(norms, horizon, warmup, int(window), power)
+
+    return schedule
+
+
+def refine(algorithm, path: str | os.PathLike, norm: str = "l1", smoothing: int | None = None,
+           name: str | None = None):
+    """Step 2 of the protocol for any optimizer + schedule: ``algorithm`` (an
+    :class:`~laptime.algorithms.OptimizerAlgorithm`) with its schedule replaced by the one refined
+    from the gradient norms in ``path`` (a file :meth:`GradNormRecorder.save` wrote), named
+    ``NAME_refined``. ``norm="l1"`` (the paper's choice for Adam-type methods) or ``"l2"`` (its SGD
+    result). Horizon, warmup and smoothing as :func:`nadamw_refined`. ``laptime refine`` runs both steps.
+    """
+    from laptime.algorithms.simple import OptimizerAlgorithm
+
+    if not isinstance(algorithm, OptimizerAlgorithm):
+        raise TypeError(f"{algorithm.name!r} is not an optimizer + schedule algorithm (OptimizerAlgorithm), whose "
+                        "schedule refinement could replace")
+    if norm not in DEFAULT_POWER:
+        raise ValueError(f"norm must be one of {', '.join(DEFAULT_POWER)}, got {norm!r}")
+    norms = load_grad_norms(path, norm)
+    return algorithm.with_schedule(
+        _refined_factory(norms, DEFAULT_POWER[norm], smoothing), name or f"{algorithm.name}_refined",
+        summary=(f"{algorithm.name} with a schedule refined from a previous run's {norm} gradient norms "
+                 "(Defazio, Cutkosky, Mehta & Mishchenko 2023)"),
+        extra_sources=[Path(__file__), Path(path)])
+
+
 def nadamw_refined(path: str | os.PathLike, norm: str = "l1", smoothing: int | None = None,
                    name: str = "nadamw_refined"):
     """NAdamW with the schedule refined from the gradient norms in ``path`` (see the module docstring).
@@ -284,19 +328,10 @@ def nadamw_refined(path: str | os.PathLike, norm: str = "l1", smoothing: int | N
 
     norms = load_grad_norms(path, norm)
     power = DEFAULT_POWER[norm]
-
-    def schedule(hp, step_hint: int) -> schedules.Schedule:
-        horizon = max(int(round(float(hp.get("decay_steps_factor", 1.0)) * step_hint)), 1)
-        warmup = min(int(round(float(hp.get("warmup_factor", 0.05)) * horizon)), horizon)
-        window = smoothing if smoothing is not None else hp.get("refine_smoothing")
-        if window is None:
-            window = max(1, int(0.05 * len(norms))) | 1
-        return refined_schedule(norms, horizon, warmup, int(window), power)
-
     return OptimizerAlgorithm(
         name,
         _nadamw,
-        schedule,
+        _refined_factory(norms, power, smoothing),
         BATCH_SIZES,
         summary=("NAdamW with a schedule refined from a previous run's gradient norms "
                  "(Defazio, Cutkosky, Mehta & Mishchenko 2023)"),

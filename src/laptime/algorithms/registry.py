@@ -80,7 +80,10 @@ class AlgorithmRegistry:
                 raise AlgorithmLoadError(f"cannot import module {module_name!r}: {exc}") from exc
             if not hasattr(module, attr):
                 raise AlgorithmLoadError(f"module {module_name!r} has no attribute {attr!r}")
-            return _as_algorithm(getattr(module, attr), spec)
+            algorithm = _as_algorithm(getattr(module, attr), spec)
+            if getattr(module, "__file__", None):
+                _resolve_paths(algorithm, Path(module.__file__).resolve().parent)
+            return algorithm
         return self.get(spec)
 
     def all(self) -> list[Algorithm]:
@@ -220,11 +223,20 @@ def _from_file(path: Path, name: str | None = None) -> Algorithm:
                 f"(found {len(classes)}), or AlgoPerf's module-level submission functions"
             )
         algorithm = classes[0]()
+    _resolve_paths(algorithm, path.resolve().parent)
     if name:
         algorithm.name = name
     if not algorithm.name:
         algorithm.name = path.stem
     return algorithm
+
+
+def _resolve_paths(algorithm: Algorithm, folder: Path) -> None:
+    """Relative paths an algorithm names (its ``search_space`` file) are read from ``folder``, the
+    folder of the file that defines it, not from wherever laptime was started."""
+    resolve = getattr(algorithm, "resolve_paths", None)
+    if callable(resolve):
+        resolve(folder)
 
 
 def split_named_file(spec: str) -> tuple[str, Path] | None:

@@ -28,6 +28,7 @@ A baseline is then a few lines::
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -172,6 +173,26 @@ class OptimizerAlgorithm(Algorithm):
     def load_optimizer_state_dict(self, optimizer_state, state_dict):
         optimizer_state["optimizer"].load_state_dict(state_dict["optimizer"])
         return optimizer_state
+
+    def with_schedule(self, schedule: ScheduleFactory, name: str, summary: str = "",
+                      extra_sources: list[str | Path] = ()) -> "OptimizerAlgorithm":
+        """A copy with another schedule factory (same optimizer, batch size, search space and
+        defaults), e.g. a schedule refined from a previous run's gradient norms."""
+        clone = copy.copy(self)
+        clone.name = name
+        clone.summary = summary or self.summary
+        clone._schedule_factory = schedule
+        clone.self_tuning_defaults = dict(self.self_tuning_defaults)
+        clone._extra_sources = [*self._extra_sources, *(Path(p) for p in extra_sources)]
+        return clone
+
+    def resolve_paths(self, folder: str | Path) -> None:
+        """Read a relative ``search_space`` path against ``folder`` (the folder of the file that defines
+        the algorithm) instead of the current directory. The registry calls this when it loads an
+        algorithm from a ``.py`` file or a module, so ``search_space="my_space.json"`` means the file
+        beside ``my_algorithm.py`` wherever laptime is started from."""
+        if isinstance(self._search_space, (str, Path)) and not Path(self._search_space).expanduser().is_absolute():
+            self._search_space = Path(folder) / self._search_space
 
     def search_space(self):
         if self._search_space is None or not isinstance(self._search_space, (str, Path)):

@@ -33,7 +33,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, *, hyperparameters, ensure_data, command: str, json_safe) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from laptime.algorithms import default_algorithms
@@ -51,7 +50,9 @@ def run(args: argparse.Namespace, *, hyperparameters, ensure_data, command: str,
     if out is not None and out.exists() and out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name")
     ensure_data([(args.workload, probe.variant, probe.config)], quiet=args.json)
-    console = Console(stderr=args.json)
+    from laptime.cli.main import _console
+
+    console = _console(stderr=args.json)
     console.print(f"calibrating [bold]{probe.spec.key}[/bold] with {algorithm.name} on {device}: "
                   f"{args.tune or 'no'} tuning point(s), seeds {' '.join(map(str, args.seeds))}")
     result = calibrate(

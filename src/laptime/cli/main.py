@@ -1,14 +1,19 @@
 """The ``laptime`` command line.
 
-Commands: ``list``, ``run``, ``calibrate``, ``bench``, ``score``, ``report``, ``export``, ``import``, ``data``. Every user error (unknown names, bad files, a
-missing dataset, an unavailable device) ends with one ``error: …`` line on stderr and exit code 2,
-never a traceback. A trial that fails or diverges is a recorded outcome, not a CLI error.
+Commands: ``list``, ``run``, ``refine``, ``calibrate``, ``bench``, ``score``, ``report``, ``export``, ``import``, ``data``. Every user error (unknown names, bad files, a
+missing dataset, an unavailable device, hyperparameters of the wrong type) ends with one ``error: …``
+line on stderr and exit code 2, never a traceback, before anything runs or is stored. A trial that
+fails or diverges is a recorded outcome, not a CLI error: it is stored and printed, and ``laptime
+run`` (and ``refine``) then exits with status 1 (0 when the trial reached its target, ran out of budget or
+completed). A reader that goes away (``laptime list | head``) ends the command quietly, status 141.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
+import os
 import json
 import math
 import shlex
@@ -69,64 +74,95 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _console():
-    from rich.console import Console
+def _console(**kwargs: Any):
+    """A rich console whose closed pipe (``laptime report | head``) raises :class:`BrokenPipeError`,
+    which :func:`main` ends quietly with status 141, instead of rich's own ``SystemExit(1)``."""
+    return _pipe_console_class()(**kwargs)
 
-    return Console()
+
+_PIPE_CONSOLE: type | None = None
+
+
+def _pipe_console_class() -> type:
+    global _PIPE_CONSOLE
+    if _PIPE_CONSOLE is None:
+        from rich.console import Console
+
+        class PipeConsole(Console):
+            def on_broken_pipe(self) -> None:
+                self.quiet = True  # drop what is still buffered
+                raise BrokenPipeError(errno.EPIPE, "the reader of laptime's output went away")
+
+        _PIPE_CONSOLE = PipeConsole
+    return _PIPE_CONSOLE
 
 
 # --------------------------------------------------------------------------- list
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from laptime.algorithms import default_algorithms
-    from laptime.workloads import default_workloads
+    from laptime.cli import catalog as catalog_mod
 
-    workloads = default_workloads()
-    algorithms = default_algorithms()
-    specs = workloads.specs()
-    algos = algorithms.all()
+    catalog = catalog_mod.load()  # cached: no torch import unless the sources changed
     if args.json:
-        out = {
-            "workloads": [
-                {"key": s.key, "name": s.name, "variant": s.variant, "config": s.config, "version": s.version,
-                 "dataset": s.dataset, "metric": s.target.metric, "direction": s.target.direction,
-                 "validation_target": s.target.validation, "test_target": s.target.test,
-                 "budget_sec": s.max_allowed_runtime_sec, "eval_period_sec": s.eval_period_time_sec,
-                 "budget_steps": s.max_allowed_steps, "eval_period_steps": s.eval_period_steps_or_default,
-                 "step_hint": s.step_hint, "provisional": s.provisional, "calibration": s.calibration}
-                for s in specs
-            ],
-            "algorithms": [{"name": a.name, "summary": a.summary} for a in algos],
-        }
-        print(json.dumps(out, indent=2))
+        print(json.dumps(catalog, indent=2))
         return 0
+    _print_list(_console(), catalog)
+    return 0
+
+
+_LIST_TITLE = ("Workloads (name/variant@config; target: validation / test, 'provisional' until calibrated on the "
+               "configuration's reference hardware; budget, eval period: submission s; steps/eval: the step budget "
+               "and eval period in steps of step-budget mode)")
+_LIST_COLUMNS = ("workload", "target", "budget", "eval", "step_hint", "steps/eval")
+
+
+def _list_rows(catalog: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    workloads = []
+    for w in catalog["workloads"]:
+        arrow = "≥" if w["direction"] == "max" else "≤"
+        mark = " (provisional)" if w["provisional"] else ""
+        workloads.append([w["key"], f"{w['metric']} {arrow} {w['validation_target']:g} / {w['test_target']:g}{mark}",
+                          f"{w['budget_sec']:g} s", f"{w['eval_period_sec']:g} s", str(w["step_hint"]),
+                          f"{w['budget_steps']}/{w['eval_period_steps']}"])
+    algorithms = [[a["name"], a["summary"]] for a in catalog["algorithms"]]
+    return workloads, algorithms
+
+
+def _print_list(console, catalog: dict[str, Any]) -> None:
+    """Rich tables on a terminal (cells fold rather than being cut, at any width); plain aligned
+    text, one line per workload and algorithm, when the output is piped or redirected."""
+    workloads, algorithms = _list_rows(catalog)
+    if not console.is_terminal:
+        lines = [_LIST_TITLE, *_plain_table(_LIST_COLUMNS, workloads, right=(2, 3, 4, 5)), "", "Algorithms",
+                 *_plain_table(("algorithm", "summary"), algorithms)]
+        console.file.write("\n".join(lines) + "\n")
+        console.file.flush()
+        return
     from rich.table import Table
 
-    console = _console()
-    table = Table(title="Workloads (name/variant@config; target: validation / test, 'provisional' until calibrated on "
-                        "the configuration's reference hardware; budget, eval period: submission s; steps/eval: "
-                        "the step budget and eval period in steps of step-budget mode)",
-                  title_justify="left")
-    table.add_column("workload", no_wrap=True)
-    table.add_column("target", no_wrap=True)
-    table.add_column("budget", justify="right", no_wrap=True)
-    table.add_column("eval", justify="right", no_wrap=True)
-    table.add_column("step_hint", justify="right", no_wrap=True)
-    table.add_column("steps/eval", justify="right", no_wrap=True)
-    for s in specs:
-        arrow = "≥" if s.target.direction == "max" else "≤"
-        mark = " (provisional)" if s.provisional else ""
-        table.add_row(s.key, f"{s.target.metric} {arrow} {s.target.validation:g} / {s.target.test:g}{mark}",
-                      f"{s.max_allowed_runtime_sec:g} s", f"{s.eval_period_time_sec:g} s", str(s.step_hint),
-                      f"{s.max_allowed_steps}/{s.eval_period_steps_or_default}")
+    table = Table(title=_LIST_TITLE, title_justify="left")
+    for i, name in enumerate(_LIST_COLUMNS):
+        # every cell may fold onto more lines, none is cut: the narrow number columns keep their
+        # width while the workload and target columns wrap
+        table.add_column(name, justify="right" if i >= 2 else "left", overflow="fold")
+    for row in workloads:
+        table.add_row(*row)
     console.print(table)
     table = Table(title="Algorithms", title_justify="left")
-    table.add_column("algorithm", no_wrap=True)
-    table.add_column("summary")
-    for a in algos:
-        table.add_row(a.name, a.summary)
+    table.add_column("algorithm", overflow="fold")
+    table.add_column("summary", overflow="fold")
+    for row in algorithms:
+        table.add_row(*row)
     console.print(table)
-    return 0
+
+
+def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
 
 
 # --------------------------------------------------------------------------- run
@@ -140,17 +176,33 @@ def _search_space(algorithm, path: str | None):
     return algorithm.search_space()
 
 
+def _own_search_space(algorithm, needed: bool):
+    """The algorithm's own search space for ``laptime run``/``calibrate``, where only external tuning
+    truly needs one: a space that cannot be read is an error only when ``needed`` (no self-tuning
+    defaults to start from); otherwise it is left out with a note."""
+    from laptime.tuning import SearchSpaceError
+
+    try:
+        return algorithm.search_space()
+    except SearchSpaceError as exc:
+        if needed:
+            raise
+        print(f"note: {exc}; {algorithm.name!r} runs with its self-tuning defaults (a search space is needed "
+              "only under --ruleset external)", file=sys.stderr)
+        return None
+
+
 def _hyperparameters(algorithm, text: str | None, space: Any = "own") -> dict[str, Any]:
     """Self-tuning defaults, overlaid with the user's point (file or inline JSON).
 
     An algorithm without self-tuning defaults (an AlgoPerf submission under external tuning) given
     no point gets the first point of its search space, as AlgoPerf's runner starts its tuning.
     """
-    from laptime.tuning import load_point
+    from laptime.tuning import check_point_types, load_point
 
     hp = dict(algorithm.self_tuning_defaults)
     if space == "own":
-        space = algorithm.search_space()
+        space = _own_search_space(algorithm, needed=not text and not hp)
     if not text and not hp and space is not None:
         point = space.points(1, seed=0)[0]
         print(f"note: hyperparameters: the first point of {algorithm.name!r}'s search space "
@@ -163,6 +215,8 @@ def _hyperparameters(algorithm, text: str | None, space: Any = "own") -> dict[st
         if known and unknown:
             raise CLIError(f"unknown hyperparameter(s) {', '.join(map(repr, unknown))} for algorithm "
                            f"{algorithm.name!r}; it knows: {', '.join(sorted(known))}")
+        # a value of the wrong type is refused here, not stored as a failed trial
+        check_point_types(point, space, hp, f"algorithm {algorithm.name!r}")
         hp.update(point)
     return hp
 
@@ -171,9 +225,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from laptime.algorithms import default_algorithms
     from laptime.execution import TrialPlan, execute_plan, resolve_device
     from laptime.execution.plan import thread_choice
-    from laptime.results import ResultsStore, default_store_path
+    from laptime.results import ResultsStore
     from laptime.runner import TrialOptions
-    from laptime.runner.progress import RichTrialProgress
+    from laptime.runner.progress import trial_progress
     from laptime.workloads import default_workloads
 
     workloads = default_workloads()
@@ -182,7 +236,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     workload = workloads.create(args.workload, variant=args.variant, config=args.config, device="cpu")
     algorithm = algorithms.resolve(args.algorithm)
-    hp = _hyperparameters(algorithm, args.hparams, _search_space(algorithm, args.search_space))
+    hp = _hyperparameters(algorithm, args.hparams, _search_space(algorithm, args.search_space)
+                          if args.search_space else "own")
     if args.seed < 0:
         raise CLIError("--seed must be >= 0")
     _check_batch_size(args.batch_size)
@@ -193,15 +248,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = TrialPlan(workload=args.workload, algorithm=args.algorithm, hyperparameters=hp, seed=args.seed,
                      variant=workload.variant, config=workload.config, budget_factor=args.budget_factor,
                      budget_mode=budget_mode, batch_size=args.batch_size)
+    db_path = _db_path(args)
     _ensure_data([(args.workload, workload.variant, workload.config)], quiet=args.json)
-    db_path = Path(args.db) if args.db else default_store_path()
     show_progress = not args.json and not args.quiet
     with ResultsStore(db_path) as store:
         run_id = store.start_run(args.command_line, {"device": str(device), "budget_mode": budget_mode})
         record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
                               algorithms=algorithms, options=options, threads=threads, loggers=loggers,
-                              progress=RichTrialProgress() if show_progress else None)
-    summary = {
+                              progress=trial_progress() if show_progress else None)
+    summary = _trial_summary(record, db_path)
+    if args.json:
+        print(json.dumps(_json_safe(summary), indent=2))
+    else:
+        _print_summary(summary)
+    return trial_exit_code(record)
+
+
+def _trial_summary(record, db_path: Path) -> dict[str, Any]:
+    """What `laptime run` prints about a stored trial (JSON-ready but for non-finite floats)."""
+    return {
         "trial_id": record.trial_id,
         "db": str(db_path),
         "workload": f"{record.workload}/{record.variant}@{record.config}",
@@ -231,11 +296,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         "hyperparameters": record.hyperparameters,
         "error": record.error,
     }
-    if args.json:
-        print(json.dumps(_json_safe(summary), indent=2))
-        return 0
-    _print_summary(summary)
-    return 0
+
+
+#: ``laptime run``'s exit status when the trial itself failed (an exception in the algorithm) or diverged.
+TRIAL_FAILED = 1
+
+
+def trial_exit_code(*records) -> int:
+    """0 when every trial finished (reached, budget, complete), :data:`TRIAL_FAILED` when one failed
+    or diverged (its record is stored and printed all the same)."""
+    from laptime.records import Outcome
+
+    bad = {Outcome.FAILED.value, Outcome.DIVERGED.value}
+    return TRIAL_FAILED if any(getattr(r.outcome, "value", r.outcome) in bad for r in records) else 0
 
 
 def _print_summary(s: dict[str, Any]) -> None:
@@ -282,6 +355,26 @@ def _print_summary(s: dict[str, Any]) -> None:
         console.print(s["error"].rstrip().splitlines()[-1])
 
 
+def _db_path(args: argparse.Namespace) -> Path:
+    """The results database a command writes to: ``--db``, else ``$LAPTIME_DB``, else the default
+    location (``~/.local/share/laptime/results.sqlite``, whose folder the store creates). A ``--db`` or
+    ``$LAPTIME_DB`` in a folder that does not exist is refused: a typo must not create folders."""
+    from laptime.results import default_store_path
+
+    if getattr(args, "db", None):
+        path, what = Path(args.db).expanduser(), f"--db {args.db}"
+    elif os.environ.get("LAPTIME_DB"):
+        path, what = default_store_path(), f"$LAPTIME_DB={os.environ['LAPTIME_DB']}"
+    else:
+        return default_store_path()
+    folder = path.parent
+    if not folder.is_dir():
+        why = "is not a folder" if folder.exists() else "does not exist"
+        raise CLIError(f"{what}: {folder} {why}; create the folder first or choose another path (laptime creates "
+                       "only its default location, ~/.local/share/laptime/)")
+    return path
+
+
 def _check_batch_size(value: int | None) -> None:
     if value is not None and value < 1:
         raise CLIError(f"--batch-size must be >= 1, got {value}")
@@ -309,6 +402,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     return calibrate.run(args, hyperparameters=_hyperparameters, ensure_data=_ensure_data,
                          command=args.command_line, json_safe=_json_safe)
+
+
+def cmd_refine(args: argparse.Namespace) -> int:
+    from laptime.cli import refine
+
+    return refine.run(args)
 
 
 # --------------------------------------------------------------------------- export
@@ -355,8 +454,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from laptime.importers.algoperf import import_into_store, read_tree
-    from laptime.results import ResultsStore, default_store_path
+    from laptime.results import ResultsStore
 
+    _db_path(args)  # a bad --db before reading the logs
     result = read_tree(args.logdir, targets=args.targets, ruleset=args.ruleset, budget_factor=args.budget_factor,
                        scope=args.workloads, name_from=args.name_from)
     skipped = result.skip_counts()
@@ -367,7 +467,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         reason, n, example = skipped[0]
         raise CLIError(f"--strict: {len(result.skips)} folder(s) could not be imported, e.g. {n} {reason}: {example}; "
                        "nothing was stored")
-    db_path = Path(args.db) if args.db else default_store_path()
+    db_path = _db_path(args)
     with ResultsStore(db_path) as store:
         run_ids = import_into_store(store, result, args.command_line)
     runs = [(run_id, run) for run_id, run in zip(run_ids, [r for r in result.runs if r.records])]
@@ -433,9 +533,9 @@ def _score_column(by: str, budget_mode: str) -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     from laptime.algorithms import default_algorithms
     from laptime.execution import InlineExecutor, LocalParallelExecutor, resolve_device
-    from laptime.results import ResultsStore, default_store_path
+    from laptime.results import ResultsStore
     from laptime.runner import TrialOptions
-    from laptime.runner.progress import BenchProgress
+    from laptime.runner.progress import bench_progress
     from laptime.execution.plan import thread_choice
     from laptime.runner.threads import parse_policy
     from laptime.scoring import score_records
@@ -454,7 +554,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.search_space and len(resolved) != 1:
         raise CLIError("--search-space sets one algorithm's search space: give a single --algorithm (or put a "
                        "tuning_search_space.json beside each submission)")
-    entries = [algorithm_entry(name, algorithm) for name, algorithm in resolved]
+    # only external tuning reads search spaces: under self-tuning a missing space file is no error
+    entries = [algorithm_entry(name, algorithm, with_space=args.ruleset == "external") for name, algorithm in resolved]
     if args.search_space:
         entries = [(name, _search_space(None, args.search_space), defaults) for name, _, defaults in entries]
     if args.ruleset == "external":
@@ -474,8 +575,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
              for plan in plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)]
     options = TrialOptions(max_steps=args.max_steps, robust=not args.no_robust)
     loggers = _loggers(args)
+    db_path = _db_path(args)
     _ensure_data(suite.entries, quiet=args.json)
-    db_path = Path(args.db) if args.db else default_store_path()
     out_dir = Path(args.out)
     console = _console()
     with ResultsStore(db_path) as store:
@@ -505,7 +606,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.json:
             records = executor.run(plans)
         else:
-            with BenchProgress(len(plans), run_id=run_id) as progress:
+            with bench_progress(len(plans), run_id=run_id) as progress:
                 if isinstance(executor, InlineExecutor):
                     executor.progress_factory = progress.trial_progress
                 records = executor.run(plans, on_result=progress.on_result)
@@ -726,6 +827,9 @@ def _apply_bench_file(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------- parser
 
+_DB_HELP = ("results database (default: $LAPTIME_DB, else ~/.local/share/laptime/results.sqlite); the folder of "
+            "a --db or $LAPTIME_DB must exist")
+
 _BY_HELP = ("what the leaderboard scores: raw submission time to target (time; AlgoPerf's rule, for a dedicated "
             "machine), the contention-robust time (robust) or steps (steps); default auto: robust with step "
             "budgets, raw time with time budgets")
@@ -773,7 +877,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("run", help="run one trial, store it and print a summary")
+    p = sub.add_parser("run", help="run one trial, store it and print a summary",
+                       epilog="exit status: 0 when the trial reached its target, ran out of budget or completed; "
+                              "1 when it failed or diverged (stored and printed all the same); 2 for a usage "
+                              "error (bad names, files or hyperparameters: nothing is run or stored)")
     p.add_argument("--workload", "-w", required=True, help="workload name (see `laptime list`)")
     p.add_argument("--algorithm", "-a", required=True,
                    help="algorithm name, a path to a .py file, or module:attribute")
@@ -783,14 +890,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      "algorithm's self-tuning defaults")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--db", help="results database (default: $LAPTIME_DB or ~/.local/share/laptime/results.sqlite)")
+    p.add_argument("--db", help=_DB_HELP)
     p.add_argument("--budget-factor", type=float, default=1.0, help="multiply the budget (self-tuning: 1.5)")
     _add_measurement_arguments(p)
     p.add_argument("--eval-every-steps", type=int, help="evaluate every N steps instead of every eval period "
                                                         "of submission time")
     p.add_argument("--max-steps", type=int, help="stop after N steps")
     p.add_argument("--json", action="store_true", help="print the result as JSON (no progress display)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress display (else a live display on a terminal, and plain progress lines on "
+                        "stderr, at most one every 5 s, in a log file or a pipe)")
     _add_log_argument(p)
     p.set_defaults(func=cmd_run)
 
@@ -800,6 +909,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate_cli.add_arguments(p)
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("refine", help="schedule refinement from gradient norms (Defazio et al. 2023): a run that "
+                                      "records them, then the same run with the refined schedule; both stored",
+                       epilog="exit status as for run: 1 when a trial failed or diverged (or the recording gave no "
+                              "usable norms), 2 for a usage error")
+    from laptime.cli import refine as refine_cli
+
+    refine_cli.add_arguments(p)
+    p.set_defaults(func=cmd_refine)
 
     p = sub.add_parser("export", help="export stored trials or eval rows as CSV or Parquet")
     p.add_argument("--out", "-o", required=True, help="file to write (CSV, or Parquet: see --format)")
@@ -825,7 +943,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None,
                    help="device, or a comma-separated list for one worker process per device (cuda:0,cuda:1); "
                         "default: the suite's (cpu for smoke/cpu/mnist1d/lite_cpu, cuda for lite/lite_webp)")
-    p.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
+    p.add_argument("--db", help=_DB_HELP)
     p.add_argument("--out", default="laptime-report", help="folder for report.html and report.md")
     p.add_argument("--baseline", default=None, help="algorithm to report speedups against")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
@@ -862,7 +980,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "benchmark or import")
     p.add_argument("--times",
                    help="CSV with columns algorithm, workload, study, trial, time_to_target (inf = missed); optional "
-                        "steps_to_target, robust_time_to_target, eval_index_to_target")
+                        "steps_to_target, robust_time_to_target, eval_index_to_target; `laptime export --table "
+                        "trials` output is read as the stored trials are scored (trial_index, variant, outcome)")
     p.add_argument("--db", help="results database: score its latest benchmark or import (or --run ID)")
     p.add_argument("--run", type=int, help="with --db: the run id to score (default: the latest)")
     p.add_argument("--force", action="store_true", help="with --db: score trials from different hardware/workload "
@@ -893,7 +1012,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--targets", default=None, metavar="v0.5|v0.6|FILE",
                    help="AlgoPerf target table: built-in v0.5 or v0.6 (default v0.6, the latest), or a "
                         "workload_targets JSON file")
-    q.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
+    q.add_argument("--db", help=_DB_HELP)
     q.add_argument("--ruleset", choices=("external", "self"),
                    help="import only this ruleset (tree root), or name the ruleset of a folder whose name does not")
     q.add_argument("--budget-factor", type=float, default=None, metavar="F",
@@ -918,12 +1037,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader went away (`laptime list | head`): not an error; say nothing more, and point the
+        # standard streams at /dev/null so that the interpreter's last flush does not complain either
+        _silence_standard_streams()
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        sys.stdout.flush()  # --help or --version into a closed pipe: BrokenPipeError here, not at exit
+        raise
     args.command_line = _command_line(argv)  # stored with runs and calibration records
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # what is still buffered fails here, where a closed pipe is caught, not at exit
+        return code
+    except BrokenPipeError:
+        raise  # main() ends it quietly (and without importing what _user_errors() imports)
     except _user_errors() as exc:
         message = str(exc).strip() or type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
@@ -934,12 +1071,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; nothing half-written was stored", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # the reader went away (`laptime score --json | head`): not an error; say nothing more
-        import os
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
+
+def _silence_standard_streams() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. captured in tests)
+            pass
+    os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

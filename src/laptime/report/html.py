@@ -32,7 +32,8 @@ from laptime.report.core import (
     trial_choice_text,
     unit_label,
 )
-from laptime.report.plots import PALETTE, CurveSeries, curves_svg, profile_svg
+from laptime.report.plots import (COINCIDENT_OFFSET_PX, PALETTE, CurveSeries, coincident_profiles, curves_svg,
+                                  identical_curves, profile_svg)
 from laptime.scoring import workload_key
 
 if TYPE_CHECKING:
@@ -184,12 +185,18 @@ def _leaderboard(report: Report, colors: dict[str, str]) -> str:
 def _profiles(report: Report, colors: dict[str, str]) -> str:
     s = report.score
     svg = profile_svg(s.ratios, s.algorithms, colors, s.tau_max, scores=s.scores)
+    same = coincident_profiles(s.ratios, s.algorithms, s.tau_max)
+    tied = ""
+    if same:
+        tied = (" Identical profiles: " + "; ".join(esc(" = ".join(g)) for g in same)
+                + f" (their lines are drawn {COINCIDENT_OFFSET_PX:g} px apart, with different dashes, so that each "
+                "stays visible).")
     return (
         '<section id="profiles"><h2>Performance profiles</h2>'
         f"{svg}"
         f'<p class="note">ρ(τ): the fraction of the {len(s.workloads)} scored workload(s) on which the algorithm '
         f"was at most τ times slower than the fastest algorithm; τ from 1 to τ<sub>max</sub> = {s.tau_max:g}. "
-        "Higher and further left is better.</p></section>"
+        f"Higher and further left is better.{tied}</p></section>"
     )
 
 
@@ -291,6 +298,10 @@ def _curves(report: Report, colors: dict[str, str]) -> str:
                    for ev in r.evals if metric_key in ev.metrics]
             if pts:
                 series.append(CurveSeries(r.algorithm, _trial_label(r), pts, _hit_point(r, metric_key)))
+        same = identical_curves(series)
+        if same:
+            head += (f'<p class="note coincident">identical curves: {"; ".join(esc(" = ".join(g)) for g in same)} '
+                     f"(drawn {COINCIDENT_OFFSET_PX:g} px apart)</p>")
         if series:
             body = curves_svg(series, colors, target=target, ylabel=metric_key, label=key, uid=f"w{i}")
         else:

@@ -22,7 +22,9 @@ from collections.abc import Mapping, Sequence
 __all__ = [
     "PALETTE",
     "CurveSeries",
+    "coincident_profiles",
     "curves_svg",
+    "identical_curves",
     "esc",
     "nice_ticks",
     "profile_steps",
@@ -220,6 +222,40 @@ def profile_steps(ratios: Mapping[str, float], tau_max: float) -> list[tuple[flo
     return steps
 
 
+#: Pixels between the lines of algorithms whose lines coincide exactly (identical profiles or curves).
+COINCIDENT_OFFSET_PX = 3.0
+
+
+def _groups(keys: Mapping[str, object], order: Sequence[str]) -> list[list[str]]:
+    """Names sharing one key, groups of two or more, each in ``order``, in the order of their first member."""
+    by_key: dict[object, list[str]] = {}
+    for name in order:
+        by_key.setdefault(keys[name], []).append(name)
+    return [names for names in by_key.values() if len(names) > 1]
+
+
+def _offsets(groups: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Vertical pixel offsets spreading each group's lines around their true place."""
+    out: dict[str, float] = {}
+    for names in groups:
+        for j, name in enumerate(names):
+            out[name] = (j - (len(names) - 1) / 2) * COINCIDENT_OFFSET_PX
+    return out
+
+
+def _translate(dy: float) -> str:
+    return f' transform="translate(0 {_f(dy)})"' if dy else ""
+
+
+def coincident_profiles(ratios: Mapping[str, Mapping[str, float]], algorithms: Sequence[str],
+                        tau_max: float) -> list[list[str]]:
+    """Groups of algorithms whose performance profiles are identical on ``[1, tau_max]`` (their lines
+    would be drawn exactly on top of each other), each group in ``algorithms`` order."""
+    keys = {a: tuple((round(t, 9), round(r, 9)) for t, r in profile_steps(ratios.get(a, {}), tau_max))
+            for a in algorithms}
+    return _groups(keys, algorithms)
+
+
 def profile_svg(
     ratios: Mapping[str, Mapping[str, float]],
     algorithms: Sequence[str],
@@ -247,6 +283,10 @@ def profile_svg(
     # the solid line underneath shows through the dashes.
     out.append('<g class="lines" fill="none" stroke-width="2.4" stroke-linejoin="round">')
     n = len(algorithms)
+    # Identical profiles (ties on every workload) would hide all but the last drawn: spread them a
+    # few pixels apart (and say so in the legend), besides their different dash patterns.
+    groups = coincident_profiles(ratios, algorithms, tau_max)
+    offsets = _offsets(groups)
     for i, a in enumerate(algorithms):
         steps = profile_steps(ratios.get(a, {}), tau_max)
         d = [f"M{_f(ax.x(1.0))},{_f(ax.y(steps[0][1]))}"]
@@ -256,11 +296,17 @@ def profile_svg(
         # The lines of tied algorithms overlap exactly: vary the dash pattern so each stays visible.
         dash = _dash(i)
         tip = a if scores is None or a not in scores else f"{a} (score {scores[a]:.4f})"
-        out.append(f'<path d="{"".join(d)}" stroke="{esc(colors[a])}"{dash}><title>{esc(tip)}</title></path>')
+        same = next((g for g in groups if a in g), None)
+        if same is not None:
+            tip += " — same profile as " + ", ".join(b for b in same if b != a)
+        out.append(f'<path d="{"".join(d)}" stroke="{esc(colors[a])}"{dash}{_translate(offsets.get(a, 0.0))}>'
+                   f'<title>{esc(tip)}</title></path>')
     out.append("</g>")
     # legend
     lx = width - legend_w
     out.append(f'<g class="legend" font-size="12" fill="#24292f" {_FONT}>')
+    notes = [" = ".join(g) for g in groups]
+    y = ax.top + 10
     for k, a in enumerate(algorithms):
         y = ax.top + 10 + k * 20
         if y > height - 20:
@@ -271,6 +317,16 @@ def profile_svg(
                    f'stroke-width="2.4"{dash}/>')
         label = _truncate(a, 26)
         out.append(f'<text x="{lx + 30}" y="{_f(y + 4)}"><title>{esc(a)}</title>{esc(label)}</text>')
+    if notes and y + 28 <= height:  # which lines coincide, and that they are drawn apart on purpose
+        y += 24
+        out.append(f'<text class="coincident" x="{lx}" y="{_f(y + 4)}" fill="#6a737d">identical profiles, drawn '
+                   f'{COINCIDENT_OFFSET_PX:g} px apart:<title>{esc("; ".join(notes))}</title></text>')
+        for note in notes:
+            y += 16
+            if y > height - 8:
+                break
+            out.append(f'<text class="coincident" x="{lx}" y="{_f(y + 4)}" fill="#6a737d">'
+                       f'<title>{esc(note)}</title>{esc(_truncate(note, 34))}</text>')
     out.append("</g></svg>")
     return "\n".join(out)
 
@@ -289,6 +345,35 @@ class CurveSeries:
     label: str
     points: list[tuple[float, float]]
     hit: tuple[float, float] | None = None
+
+
+def _curve_key(s: CurveSeries) -> tuple:
+    return (tuple((round(x, 9), round(y, 9)) if math.isfinite(x) and math.isfinite(y) else (None, None)
+                  for x, y in s.points), s.hit)
+
+
+def identical_curves(series: Sequence[CurveSeries]) -> list[list[str]]:
+    """Groups of algorithms (two or more) that have trials with exactly the same curve: drawn
+    as they are, the last one drawn would hide the others."""
+    by_key: dict[tuple, list[str]] = {}
+    for s in series:
+        by_key.setdefault(_curve_key(s), []).append(s.algorithm)
+    groups = [list(dict.fromkeys(algs)) for algs in by_key.values()]
+    return [g for g in groups if len(g) > 1]
+
+
+def _curve_offsets(series: Sequence[CurveSeries]) -> list[float]:
+    """Per series, the pixel offset that keeps it visible beside identical curves of other algorithms."""
+    by_key: dict[tuple, list[str]] = {}
+    for s in series:
+        algs = by_key.setdefault(_curve_key(s), [])
+        if s.algorithm not in algs:
+            algs.append(s.algorithm)
+    out = []
+    for s in series:
+        algs = by_key[_curve_key(s)]
+        out.append((algs.index(s.algorithm) - (len(algs) - 1) / 2) * COINCIDENT_OFFSET_PX if len(algs) > 1 else 0.0)
+    return out
 
 
 def _robust_range(values: Sequence[float]) -> tuple[float, float]:
@@ -357,8 +442,11 @@ def curves_svg(
                    f'stroke="#24292f" stroke-width="1.3" stroke-dasharray="6 4"><title>target '
                    f'{esc(f"{target:.6g}")}</title></line>')
     out.append('<g fill="none" stroke-width="1.6" stroke-opacity="0.75" stroke-linejoin="round">')
-    for s in series:
+    # identical curves of different algorithms are spread a few pixels apart, the later ones dashed
+    offsets = _curve_offsets(series)
+    for s, dy in zip(series, offsets):
         color = esc(colors.get(s.algorithm, "#7F7F7F"))
+        shift = _translate(dy) + (' stroke-dasharray="5 3"' if dy > 0 else "")
         segments: list[list[str]] = [[]]
         for x, y in s.points:
             if math.isfinite(x) and math.isfinite(y):
@@ -368,17 +456,17 @@ def curves_svg(
         for seg in segments:
             if len(seg) == 1:
                 cx, cy = seg[0].split(",")
-                out.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{color}" stroke="none">'
+                out.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{color}" stroke="none"{_translate(dy)}>'
                            f"<title>{esc(s.label)}</title></circle>")
             elif seg:
-                out.append(f'<polyline points="{" ".join(seg)}" stroke="{color}"><title>{esc(s.label)}'
+                out.append(f'<polyline points="{" ".join(seg)}" stroke="{color}"{shift}><title>{esc(s.label)}'
                            f"</title></polyline>")
     out.append("</g>")
-    for s in series:
+    for s, dy in zip(series, offsets):
         if s.hit is not None and all(math.isfinite(v) for v in s.hit):
             color = esc(colors.get(s.algorithm, "#7F7F7F"))
             out.append(f'<circle class="hit" cx="{_f(ax.x(s.hit[0] / div))}" cy="{_f(ax.y(s.hit[1]))}" r="3.2" '
-                       f'fill="{color}" stroke="#fff" stroke-width="1"><title>{esc(s.label)}: reached the '
+                       f'fill="{color}" stroke="#fff" stroke-width="1"{_translate(dy)}><title>{esc(s.label)}: reached the '
                        f'target at {esc(f"{s.hit[0]:.4g}")} s</title></circle>')
     out.append("</g></svg>")
     return "\n".join(out)

@@ -7,10 +7,11 @@ import dataclasses
 import json
 import math
 import os
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
 
-from laptime.records import TrialRecord
+from laptime.records import Outcome, TrialRecord
 from laptime.scoring.bootstrap import BootstrapResult, bootstrap_scores
 from laptime.scoring.core import (
     RowLike,
@@ -28,6 +29,7 @@ from laptime.scoring.core import (
     rows_from_records,
     speedups,
     variants_from_workloads,
+    workload_key,
     _check_tau_max,
     _check_tau_points,
     _check_trial_choice,
@@ -71,6 +73,15 @@ def _parse_int(text: str, column: str, line: int, path: str) -> int:
     return int(f)
 
 
+def _parse_optional(text: str, column: str, line: int, path: str) -> float | None:
+    """A finite non-negative number, or ``None`` for an empty/``nan`` cell (e.g. not measured)."""
+    t = text.strip()
+    if t == "" or t.lower() == "nan":
+        return None
+    v = _parse_value(t, column, line, path)
+    return v if math.isfinite(v) else None
+
+
 def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
     """Read trial rows from a CSV file with a header row.
 
@@ -78,6 +89,14 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
     time_to_target``; optional ``steps_to_target``, ``robust_time_to_target`` and ``eval_index_to_target``
     (for AlgoPerf's trial choice; empty = unknown) columns are read too; other columns are ignored.  Values: ``inf``, ``Infinity`` (any case, optional ``+``) and an empty cell mean a
     miss (``inf``); an empty ``study``/``trial`` is 0.  Blank lines are skipped.
+
+    laptime's own ``laptime export --table trials`` is read as the stored trials are scored:
+    ``trial_index`` stands for ``trial``; a ``variant`` column makes the workload key
+    ``workload/variant`` (``workload`` alone for the base variant); with an ``outcome`` column, only
+    ``reached`` trials have times (a target met after the budget does not count); with
+    ``work_to_target`` and ``reference_cost`` columns, the robust time is the work times the median
+    reference cost of the workload's trials, as ``laptime score --db`` computes it.
+
     Raises :class:`ScoringError` (with the file's line number) for a missing file, an empty file
     or one with a header but no rows, a missing column, a wrong number of fields, an empty
     algorithm/workload, a non-numeric, NaN or negative time, or a non-integer study/trial.
@@ -99,6 +118,8 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
         if header is None:
             raise ScoringError(f"{p}: the file is empty (expected a header row: {', '.join(REQUIRED_CSV_COLUMNS)})")
         header_line = reader.line_num
+        if "trial" not in header and "trial_index" in header:  # laptime export --table trials
+            header[header.index("trial_index")] = "trial"
         missing = [c for c in REQUIRED_CSV_COLUMNS if c not in header]
         if missing:
             raise ScoringError(
@@ -106,9 +127,12 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
                 f"(header has: {', '.join(header)})"
             )
         optional = ("steps_to_target", "robust_time_to_target")
-        col = {c: header.index(c) for c in (*REQUIRED_CSV_COLUMNS, *optional, "eval_index_to_target")
+        col = {c: header.index(c) for c in (*REQUIRED_CSV_COLUMNS, *optional, "eval_index_to_target", "variant",
+                                            "outcome", "work_to_target", "reference_cost")
                if c in header}
+        robust_from_work = "work_to_target" in col and "reference_cost" in col
         rows: list[TimeRow] = []
+        work: list[tuple[float | None, float | None]] = []  # per row: (work to target, reference cost)
         for raw in reader:
             line = reader.line_num
             if not any(c.strip() for c in raw):
@@ -121,24 +145,48 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
                 raise ScoringError(f"{p}, line {line}: algorithm is empty")
             if not wl:
                 raise ScoringError(f"{p}, line {line}: workload is empty")
+            if "variant" in col:
+                wl = workload_key(wl, raw[col["variant"]].strip())
             extra = {name: _parse_value(raw[col[name]], name, line, p) if name in col else math.inf
                      for name in optional}
             if "eval_index_to_target" in col:
                 extra["eval_index_to_target"] = _clean_index(raw[col["eval_index_to_target"]].strip(),
                                                              f"{p}, line {line}")
+            ttt = _parse_value(raw[col["time_to_target"]], "time_to_target", line, p)
+            reached = "outcome" not in col or raw[col["outcome"]].strip().lower() == Outcome.REACHED.value
+            if not reached:  # a stored trial that missed (or met the target after its budget)
+                ttt = extra["steps_to_target"] = extra["robust_time_to_target"] = math.inf
+                extra["eval_index_to_target"] = None
+            if robust_from_work:
+                work.append((_parse_optional(raw[col["work_to_target"]], "work_to_target", line, p) if reached
+                             else None, _parse_optional(raw[col["reference_cost"]], "reference_cost", line, p)))
             rows.append(
                 TimeRow(
                     algorithm=alg,
                     workload=wl,
                     study=_parse_int(raw[col["study"]], "study", line, p),
                     trial=_parse_int(raw[col["trial"]], "trial", line, p),
-                    time_to_target=_parse_value(raw[col["time_to_target"]], "time_to_target", line, p),
+                    time_to_target=ttt,
                     **extra,
                 )
             )
     if not rows:
         raise ScoringError(f"{p}: no data rows after the header")
+    if robust_from_work:
+        rows = _robust_from_work(rows, work)
     return rows
+
+
+def _robust_from_work(rows: list[TimeRow], work: list[tuple[float | None, float | None]]) -> list[TimeRow]:
+    """Robust times as :func:`~laptime.scoring.core.rows_from_records` makes them: work to target ×
+    the median reference cost of the workload's rows (rows without work keep their own column)."""
+    costs: dict[str, list[float]] = {}
+    for row, (_, cost) in zip(rows, work):
+        if cost is not None and cost > 0:
+            costs.setdefault(row.workload, []).append(cost)
+    refs = {w: statistics.median(c) for w, c in costs.items()}
+    return [dataclasses.replace(row, robust_time_to_target=w * refs[row.workload])
+            if w is not None and row.workload in refs else row for row, (w, _) in zip(rows, work)]
 
 
 def _json_num(v: float) -> float | str | None:
@@ -254,23 +302,32 @@ class ScoreReport:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def format_table(self) -> str:
-        """Plain-text table: ``algorithm``, ``score`` (4 decimals), then one column per scored
-        workload with its time (``inf`` = missed); rows best first; a footer names tau_max and
-        the value column."""
-        header = ["algorithm", "score", *self.workloads]
-        body = [
-            [a, f"{self.scores[a]:.4f}", *(_fmt_num(self.times[a][w]) for w in self.workloads)]
-            for a in self.algorithms
-        ]
-        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-
-        def line(cells: Sequence[str]) -> str:
-            first = cells[0].ljust(widths[0])
-            rest = [c.rjust(wd) for c, wd in zip(cells[1:], widths[1:])]
-            return "  ".join([first, *rest]).rstrip()
-
-        lines = [line(header), "  ".join("-" * w for w in widths)]
-        lines += [line(r) for r in body]
+        """Plain-text table: ``rank``, ``algorithm``, ``score`` (4 decimals), with a bootstrap the
+        score's and the rank's intervals, with a baseline the geometric-mean speedup over it, then
+        one column per scored workload with its time (``inf`` = missed); rows best first. With a
+        baseline a second table gives the per-workload speedups. A footer names tau_max, the value
+        column and what the extra columns mean."""
+        boot = self.bootstrap
+        has_base = self.baseline is not None and self.speedups is not None and self.geomean_speedups is not None
+        header = ["rank", "algorithm", "score"]
+        if boot is not None:
+            level = f"{boot.confidence * 100:g}%"
+            header += [f"score {level} CI", f"rank {level} CI"]
+        if has_base:
+            header.append(f"speedup vs {self.baseline}")
+        header += self.workloads
+        body = []
+        for a in self.algorithms:
+            row = [str(self.ranks[a]), a, f"{self.scores[a]:.4f}"]
+            if boot is not None:
+                lo, hi = boot.score_ci[a]
+                rlo, rhi = boot.rank_ci[a]
+                row += [f"[{lo:.4f}, {hi:.4f}]", f"[{rlo}, {rhi}]"]
+            if has_base:
+                row.append(_fmt_speedup(self.geomean_speedups[a]))
+            row += [_fmt_num(self.times[a][w]) for w in self.workloads]
+            body.append(row)
+        lines = _aligned(header, body, left=(1,))
         unit = "steps" if self.column == "steps_to_target" else "seconds"
         foot = f"tau_max = {self.tau_max:g}; {self.column} in {unit}; inf = target missed"
         if self.variants is not None:
@@ -279,7 +336,20 @@ class ScoreReport:
             foot += "; per study the trial that met the target at the earliest eval (AlgoPerf's choice)"
         if self.tau_points is not None:
             foot += f"; profile integrated by the trapezoid rule on {self.tau_points} taus"
+        if boot is not None:
+            foot += (f"; CI: bootstrap percentile intervals over studies ({boot.n_resamples} resamples, seed "
+                     f"{boot.seed}" + (f", timing noise {boot.timing_noise:.0%}" if boot.timing_noise else "") + ")")
+        if has_base:
+            foot += (f"; speedup vs {self.baseline}: geometric mean of {self.baseline}'s time / the algorithm's "
+                     "over the workloads both reached (- = none)")
         lines.append(foot)
+        if has_base:
+            lines.append("")
+            lines.append(f"speedup over {self.baseline} per workload ({self.baseline}'s time / the algorithm's; "
+                         "inf = only the baseline missed, 0.00x = only the algorithm missed, - = both missed)")
+            lines += _aligned(["algorithm", *self.workloads],
+                              [[a, *(_fmt_speedup(self.speedups[a][w]) for w in self.workloads)]
+                               for a in self.algorithms], left=(0,))
         return "\n".join(lines)
 
     # ---- notebooks and data frames ------------------------------------------------------------
@@ -355,6 +425,26 @@ class ScoreReport:
                 f"<caption style=\"caption-side: top; text-align: left\">{escape(caption)}</caption>"
                 "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead>"
                 "<tbody>" + "".join(body) + "</tbody></table>")
+
+
+def _fmt_speedup(v: float) -> str:
+    v = float(v)
+    if math.isnan(v):
+        return "-"
+    if math.isinf(v):
+        return "inf"
+    return f"{v:.2f}x"
+
+
+def _aligned(header: Sequence[str], body: Sequence[Sequence[str]], left: Sequence[int] = (0,)) -> list[str]:
+    """Header, dashes and rows; the columns in ``left`` are left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in body)]
 
 
 VariantsArg = Union[Mapping[str, Sequence[str]], str, None]

@@ -9,6 +9,7 @@ from laptime.tuning.search_space import (
     Range,
     SearchSpace,
     SearchSpaceError,
+    check_point_types,
     halton_points,
     load_point,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "Range",
     "SearchSpace",
     "SearchSpaceError",
+    "check_point_types",
     "halton_points",
     "load_point",
 ]

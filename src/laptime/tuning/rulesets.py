@@ -145,14 +145,16 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:8], "big") % SEED_LIMIT
 
 
-def algorithm_entry(spec: str, algorithm: Any) -> tuple[str, SearchSpace | None, dict[str, Any]]:
+def algorithm_entry(spec: str, algorithm: Any, with_space: bool = True) -> tuple[str, SearchSpace | None, dict[str, Any]]:
     """``(spec, algorithm.search_space(), algorithm.self_tuning_defaults)`` for :func:`plan_trials`.
 
     ``spec`` is what the plan will name (a registered name, a ``.py`` path or ``module:attr``:
     whatever the executor's algorithm registry resolves), ``algorithm`` the resolved object.
+    ``with_space=False`` leaves the search space out (``None``) without reading it: the
+    self-tuning ruleset never uses it, so an algorithm whose space file is missing still runs there.
     """
     space_fn = getattr(algorithm, "search_space", None)
-    space = space_fn() if callable(space_fn) else None
+    space = space_fn() if with_space and callable(space_fn) else None
     defaults = getattr(algorithm, "self_tuning_defaults", None) or {}
     return spec, space, dict(defaults)
 

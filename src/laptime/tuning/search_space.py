@@ -68,6 +68,7 @@ __all__ = [
     "Range",
     "SearchSpace",
     "SearchSpaceError",
+    "check_point_types",
     "halton_points",
     "load_point",
 ]
@@ -664,3 +665,63 @@ def _load_point(text_or_path: str | os.PathLike) -> dict[str, Any]:
                 source,
             )
     return point
+
+
+# --------------------------------------------------------------------------------------------
+# Types of a point's values
+
+
+_KIND_NAMES = {"number": "a number", "boolean": "a boolean", "string": "a string", "null": "null",
+               "list": "a list", "object": "an object"}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if _is_number(value):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def check_point_types(point: dict[str, Any], space: "SearchSpace | None" = None,
+                      defaults: dict[str, Any] | None = None, algorithm: str = "the algorithm") -> None:
+    """Refuse a hyperparameter whose value is of another JSON kind (number, string, boolean, null,
+    list, object) than the algorithm expects, before anything runs: ``{"learning_rate": "fast"}``.
+
+    What a name expects comes from the search space (a range: a number; a choice or fixed points:
+    the kinds of their values) and the self-tuning default (its kind). A name known from neither,
+    or only with ``null`` (e.g. an optional ``grad_clip`` off by default), is not checked; values
+    are not range-checked (``--hparams`` may explore outside the space). Raises
+    :class:`SearchSpaceError` naming the value, what was expected and where that comes from.
+    """
+    defaults = defaults or {}
+    for name, value in point.items():
+        expected: dict[str, str] = {}  # kind -> where it comes from
+        if space is not None:
+            dim = space.dimensions.get(name)
+            if isinstance(dim, Range):
+                expected.setdefault("number", f"its search space's range [{dim.min:g}, {dim.max:g}]")
+            elif isinstance(dim, Choice):
+                for v in dim.points:
+                    expected.setdefault(_kind(v), f"its search space's feasible points {list(dim.points)!r}")
+            for fixed in space.fixed_points:
+                if name in fixed:
+                    expected.setdefault(_kind(fixed[name]), f"its search space's fixed points (e.g. {fixed[name]!r})")
+        if name in defaults:
+            expected.setdefault(_kind(defaults[name]), f"its self-tuning default {defaults[name]!r}")
+        if not expected or set(expected) == {"null"} or _kind(value) in expected:
+            continue
+        wanted = " or ".join(_KIND_NAMES.get(k, k) for k in expected if k != "null")
+        if "null" in expected:
+            wanted += " or null"
+        source = "; ".join(dict.fromkeys(expected.values()))
+        raise SearchSpaceError(f"hyperparameter {name!r} is {_describe(value)}, but {algorithm} expects {wanted} "
+                               f"({source})", kind="hyperparameter point")

@@ -1,0 +1,119 @@
+"""What ``laptime list`` shows — every workload spec and algorithm summary — without importing torch.
+
+Building the listing means importing every workload and algorithm module, hence torch and
+pytorch-optimizer: 4-5 s on a busy 2-core machine, for a command that only prints text. So the
+listing is built once and kept in a cache file, ``$LAPTIME_CACHE/catalog-<fingerprint>.json``
+(default ``$XDG_CACHE_HOME/laptime``, i.e. ``~/.cache/laptime``; the latest few are kept); then
+``laptime list`` takes about 0.35 s there. The fingerprint hashes everything the listing is made from: the source files of the packages that define workloads and algorithms
+(``laptime.api``, ``.workloads``, ``.algorithms``, ``.data``), laptime's, torch's and
+pytorch-optimizer's versions, and the installed plugins (entry points and their distributions'
+versions). Any change to those gives another fingerprint, so a stale listing is never shown: the
+next ``laptime list`` rebuilds it (slow once) and caches it again. A cache that cannot be written
+(read-only home) only costs the speed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+#: Packages of laptime whose files define what ``laptime list`` shows.
+SOURCE_PACKAGES = ("api", "workloads", "algorithms", "data")
+#: Entry-point groups of plugins (workloads and algorithms).
+PLUGIN_GROUPS = ("laptime.workloads", "laptime.algorithms")
+#: Distributions whose versions may change the listing.
+DISTRIBUTIONS = ("laptime", "torch", "pytorch-optimizer")
+CACHE_ENV = "LAPTIME_CACHE"
+_FORMAT = "laptime.catalog/1"
+#: Cached listings kept (of different source states: checkouts, versions).
+KEEP = 4
+
+
+def cache_dir() -> Path:
+    """``$LAPTIME_CACHE`` if set, else ``$XDG_CACHE_HOME/laptime`` (default ``~/.cache/laptime``)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "laptime"
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
+def fingerprint() -> str:
+    """sha256 (16 hex digits) of what the listing is made from (see the module docstring)."""
+    root = Path(__file__).resolve().parents[1]  # the laptime package
+    digest = hashlib.sha256(_FORMAT.encode())
+    for package in SOURCE_PACKAGES:
+        for path in sorted((root / package).rglob("*")):
+            if path.suffix in (".py", ".json") and "__pycache__" not in path.parts and path.is_file():
+                digest.update(str(path.relative_to(root)).encode() + b"\0")
+                digest.update(path.read_bytes() + b"\0")
+    for name in DISTRIBUTIONS:
+        digest.update(f"{name}={_version(name)}\0".encode())
+    for group in PLUGIN_GROUPS:
+        for ep in sorted(metadata.entry_points(group=group), key=lambda e: (e.name, e.value)):
+            dist = getattr(ep, "dist", None)
+            version = f"{dist.name}={dist.version}" if dist is not None else "-"
+            digest.update(f"{group}:{ep.name}={ep.value}@{version}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def build() -> dict[str, Any]:
+    """The listing, from the registries (imports every workload and algorithm, hence torch)."""
+    from laptime.algorithms import default_algorithms
+    from laptime.workloads import default_workloads
+
+    return {
+        "workloads": [
+            {"key": s.key, "name": s.name, "variant": s.variant, "config": s.config, "version": s.version,
+             "dataset": s.dataset, "metric": s.target.metric, "direction": s.target.direction,
+             "validation_target": s.target.validation, "test_target": s.target.test,
+             "budget_sec": s.max_allowed_runtime_sec, "eval_period_sec": s.eval_period_time_sec,
+             "budget_steps": s.max_allowed_steps, "eval_period_steps": s.eval_period_steps_or_default,
+             "step_hint": s.step_hint, "provisional": s.provisional, "calibration": s.calibration}
+            for s in default_workloads().specs()
+        ],
+        "algorithms": [{"name": a.name, "summary": a.summary} for a in default_algorithms().all()],
+    }
+
+
+def load() -> dict[str, Any]:
+    """The listing: from the cache when it matches the current fingerprint, else built and cached."""
+    key = fingerprint()
+    path = cache_dir() / f"catalog-{key}.json"
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("format") == _FORMAT and cached.get("fingerprint") == key:
+            return cached["catalog"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass  # no cache yet, or an unreadable one: build it
+    catalog = build()
+    _save(path, {"format": _FORMAT, "fingerprint": key, "catalog": catalog})
+    return catalog
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    from laptime.atomic import atomic_write
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh)
+        # keep the listings of the few latest source states (several checkouts may share the cache)
+        others = sorted((p for p in path.parent.glob("catalog-*.json") if p != path),
+                        key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in others[KEEP - 1:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a cache we cannot write only costs speed
