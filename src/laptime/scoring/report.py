@@ -7,7 +7,6 @@ import dataclasses
 import json
 import math
 import os
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
 
@@ -94,7 +93,7 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
     ``trial_index`` stands for ``trial``; a ``variant`` column makes the workload key
     ``workload/variant`` (``workload`` alone for the base variant); with an ``outcome`` column, only
     ``reached`` trials have times (a target met after the budget does not count); with
-    ``work_to_target`` and ``reference_cost`` columns, the robust time is the work times the median
+    ``work_to_target`` and ``reference_cost`` columns, the robust time is the work times the lowest
     reference cost of the workload's trials, as ``laptime score --db`` computes it.
 
     Raises :class:`ScoringError` (with the file's line number) for a missing file, an empty file
@@ -179,12 +178,12 @@ def read_times_csv(path: str | os.PathLike[str]) -> list[TimeRow]:
 
 def _robust_from_work(rows: list[TimeRow], work: list[tuple[float | None, float | None]]) -> list[TimeRow]:
     """Robust times as :func:`~laptime.scoring.core.rows_from_records` makes them: work to target ×
-    the median reference cost of the workload's rows (rows without work keep their own column)."""
+    the lowest reference cost of the workload's rows (rows without work keep their own column)."""
     costs: dict[str, list[float]] = {}
     for row, (_, cost) in zip(rows, work):
         if cost is not None and cost > 0:
             costs.setdefault(row.workload, []).append(cost)
-    refs = {w: statistics.median(c) for w, c in costs.items()}
+    refs = {w: min(c) for w, c in costs.items()}
     return [dataclasses.replace(row, robust_time_to_target=w * refs[row.workload])
             if w is not None and row.workload in refs else row for row, (w, _) in zip(rows, work)]
 
