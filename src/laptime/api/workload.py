@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -424,8 +425,37 @@ class Workload(abc.ABC):
     def train_batches(self, global_batch_size: int, seed: int) -> Iterator[Batch]:
         """An endless iterator of training batches on ``self.device`` (the *input queue*).
 
-        It depends only on ``seed`` and the batch size, never on the algorithm's state.
+        It depends only on ``seed`` and the batch size, never on the algorithm's state. A workload
+        may also take ``start=N`` (every built-in one does): the same stream from its batch ``N``
+        on, reached cheaply (see :meth:`train_batches_from`).
         """
+
+    def train_batches_from(self, global_batch_size: int, seed: int, start: int = 0) -> Iterator[Batch]:
+        """The input queue positioned at batch ``start``: what :meth:`train_batches` yields after
+        its first ``start`` batches. The runner resumes a checkpointed trial with it.
+
+        The position of the data stream is the number of batches drawn from it (the stream depends
+        only on the seed and the batch size), so a checkpoint stores that count. A workload whose
+        ``train_batches`` takes ``start`` is asked for the stream positioned there (the built-in
+        ones redraw only the skipped batches' random numbers: microseconds per batch). Otherwise
+        the stream is made again and ``start`` batches are drawn and dropped, which costs what
+        building those batches costs (data indexing, augmentation, transfers).
+        """
+        if isinstance(start, bool) or int(start) != start or start < 0:
+            raise ValueError(f"start must be a batch index >= 0, got {start!r}")
+        start = int(start)
+        if start == 0:
+            return self.train_batches(global_batch_size, seed)
+        try:
+            takes_start = "start" in inspect.signature(self.train_batches).parameters
+        except (TypeError, ValueError):  # pragma: no cover - a C-implemented or odd callable
+            takes_start = False
+        if takes_start:
+            return self.train_batches(global_batch_size, seed, start=start)
+        queue = iter(self.train_batches(global_batch_size, seed))
+        for _ in range(start):
+            next(queue)
+        return queue
 
     @abc.abstractmethod
     def evaluate_split(self, model: nn.Module, model_state: Any, split: str) -> dict[str, float]:

@@ -17,10 +17,10 @@ A study is a file in a repository::
 
 Every key is the long option of ``laptime bench`` with ``_`` for ``-`` (:data:`KEYS`), except
 ``algorithms`` (``--algorithm``, a list), ``devices`` (``--device``, a list or a comma-separated
-string), ``log`` (``--log``, a list) and the booleans ``robust`` and ``resume`` (``--no-robust``,
-``--no-resume``). Options given on the command line override the file. Relative paths in the file
-(``db``, ``out``, ``search_space``, ``.py`` algorithm files, a ``tensorboard:`` or ``mlflow:`` folder)
-are relative to the file's folder, so the file means the same from wherever it is run. An unknown
+string), ``log`` (``--log``, a list) and the booleans ``robust``, ``resume`` and ``checkpoint``
+(``--no-robust``, ``--no-resume``, ``--no-checkpoint``). Options given on the command line override
+the file. Relative paths in the file (``db``, ``out``, ``checkpoint_dir``, ``search_space``, ``.py``
+algorithm files, a ``tensorboard:`` or ``mlflow:`` folder) are relative to the file's folder, so the file means the same from wherever it is run. An unknown
 key, a value of the wrong type or a file that is not TOML is one :class:`BenchFileError` naming the
 file and the key.
 """
@@ -89,6 +89,10 @@ KEYS: dict[str, tuple[str, tuple[str, Any], str | None]] = {
     "force": ("force", _BOOL, None),
     "by": ("by", _choice("auto", "time", "robust", "steps"), None),
     "log": ("log", _STR_OR_STRS, "logs"),
+    "checkpoint": ("no_checkpoint", _BOOL, "not"),
+    "checkpoint_dir": ("checkpoint_dir", _STR, "path"),
+    "checkpoint_every": ("checkpoint_every", _NUMBER, "float"),
+    "checkpoint_every_steps": ("checkpoint_every_steps", _INT, None),
 }
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

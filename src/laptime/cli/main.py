@@ -6,6 +6,8 @@ line on stderr and exit code 2, never a traceback, before anything runs or is st
 fails or diverges is a recorded outcome, not a CLI error: it is stored and printed, and ``laptime
 run`` (and ``refine``) then exits with status 1 (0 when the trial reached its target, ran out of budget or
 completed). A reader that goes away (``laptime list | head``) ends the command quietly, status 141.
+With checkpoints (``--checkpoint-dir``; on by default for ``bench``), SIGTERM makes the running trial
+checkpoint at its next step and the command exit with status 75; the same command run again resumes it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     return (CLIError, AlgoPerfImportError, PlanError, ReportError, RulesetError, UnknownSuiteError, AlgorithmLoadError, UnknownAlgorithmError, DataError, DeviceError, StoreError,
             ScoringError, SearchSpaceError, UnknownWorkloadError, ValueError)
+
+
+#: Exit status after SIGTERM made a trial checkpoint and stop (``laptime.runner.checkpoint``): run it again.
+PREEMPTED = 75
+
+
+def _preempted() -> tuple[type[BaseException], ...]:
+    """:class:`~laptime.runner.checkpoint.TrialPreempted` once its module is loaded (it cannot be
+    raised before), so that a failing ``laptime list`` imports no torch to find out."""
+    module = sys.modules.get("laptime.runner.checkpoint")
+    return (module.TrialPreempted,) if module is not None else ()
 
 
 def _executor_error() -> type[BaseException]:
@@ -244,7 +257,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     budget_mode = _budget_mode(args.budget, device)
     threads = thread_choice(device, args.threads)
     loggers = _loggers(args)
-    options = TrialOptions(eval_every_steps=args.eval_every_steps, max_steps=args.max_steps, robust=not args.no_robust)
+    options = TrialOptions(eval_every_steps=args.eval_every_steps, max_steps=args.max_steps, robust=not args.no_robust,
+                           **_checkpoint_options(args, None))
     plan = TrialPlan(workload=args.workload, algorithm=args.algorithm, hyperparameters=hp, seed=args.seed,
                      variant=workload.variant, config=workload.config, budget_factor=args.budget_factor,
                      budget_mode=budget_mode, batch_size=args.batch_size)
@@ -573,9 +587,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     threads = parse_policy(args.threads) if args.threads is not None else None
     plans = [dataclasses.replace(plan, budget_mode=budget_mode, batch_size=args.batch_size)
              for plan in plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)]
-    options = TrialOptions(max_steps=args.max_steps, robust=not args.no_robust)
     loggers = _loggers(args)
     db_path = _db_path(args)
+    options = TrialOptions(max_steps=args.max_steps, robust=not args.no_robust, **_checkpoint_options(args, db_path))
     _ensure_data(suite.entries, quiet=args.json)
     out_dir = Path(args.out)
     console = _console()
@@ -611,6 +625,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     executor.progress_factory = progress.trial_progress
                 records = executor.run(plans, on_result=progress.on_result)
         store.update_run_meta(run_id, {"trial_ids": [r.trial_id for r in records]})
+        if options.checkpoint_dir is not None:  # checkpoints of stored trials left by a process killed in between
+            from laptime.runner.checkpoint import sweep
+
+            sweep(options.checkpoint_dir, lambda key: store.find_by_plan_key(key) is not None)
         records = [store.get_trial(r.trial_id) for r in records]  # with their eval histories
     score = score_records(records, force=args.force, baseline=args.baseline, n_bootstrap=args.bootstrap, seed=0,
                           column=column, timing_noise=args.timing_noise)
@@ -631,6 +649,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(f"report: [bold]{html_path}[/bold]  (markdown: {md_path})")
     return 0
+
+
+def _checkpoint_options(args: argparse.Namespace, db_path: Path | None) -> dict[str, Any]:
+    """``TrialOptions`` fields from ``--checkpoint-dir/--checkpoint-every/--checkpoint-every-steps``
+    (and bench's ``--no-checkpoint``). ``db_path`` given (``laptime bench``): on by default, in the
+    folder ``<database file name>.checkpoints`` beside the database; else (``laptime run``) only with
+    ``--checkpoint-dir``. The folder is made at the first checkpoint; its parent must exist."""
+    folder = getattr(args, "checkpoint_dir", None)
+    every, every_steps = getattr(args, "checkpoint_every", None), getattr(args, "checkpoint_every_steps", None)
+    off = getattr(args, "no_checkpoint", False)
+    if every is not None and not (math.isfinite(every) and every > 0):
+        raise CLIError(f"--checkpoint-every must be a number of seconds > 0, got {every:g}")
+    if every_steps is not None and every_steps < 1:
+        raise CLIError(f"--checkpoint-every-steps must be >= 1, got {every_steps}")
+    if off:
+        if folder or every is not None or every_steps is not None:
+            raise CLIError("--no-checkpoint cannot be combined with --checkpoint-dir/--checkpoint-every/"
+                           "--checkpoint-every-steps")
+        return {}
+    if folder:
+        path = Path(folder).expanduser()
+        if path.exists() and not path.is_dir():
+            raise CLIError(f"--checkpoint-dir {folder}: not a folder")
+        if not path.exists() and not path.parent.is_dir():
+            raise CLIError(f"--checkpoint-dir {folder}: its parent folder {path.parent} does not exist")
+    elif db_path is not None and str(db_path) != ":memory:":
+        path = db_path.parent / f"{db_path.name}.checkpoints"
+    elif every is not None or every_steps is not None:
+        raise CLIError("--checkpoint-every and --checkpoint-every-steps need --checkpoint-dir DIR")
+    else:
+        return {}
+    return {"checkpoint_dir": str(path), "checkpoint_every_sec": every, "checkpoint_every_steps": every_steps}
 
 
 def contention_warning(records, column: str) -> str | None:
@@ -863,6 +913,22 @@ def _add_measurement_arguments(p: argparse.ArgumentParser) -> None:
                    help="the algorithm's search space (AlgoPerf's tuning_search_space.json format), instead of "
                         "its own or the tuning_search_space.json beside a submission")
 
+def _add_checkpoint_arguments(p: argparse.ArgumentParser, bench: bool) -> None:
+    where = ("default: <database file name>.checkpoints beside the database" if bench
+             else "default: no checkpoints")
+    p.add_argument("--checkpoint-dir", metavar="DIR",
+                   help=f"checkpoint each running trial in DIR (one file per trial, named by its plan key, "
+                        f"removed once the trial is stored); the same command run again resumes it with the "
+                        f"same eval history; SIGTERM checkpoints and exits with status 75 ({where})")
+    p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                   help="checkpoint every SECONDS of submission time (default 60 when no interval is given; "
+                        "checkpoints are not charged to the submission time)")
+    p.add_argument("--checkpoint-every-steps", type=int, metavar="N",
+                   help="checkpoint every N steps (deterministic points, for step budgets)")
+    if bench:
+        p.add_argument("--no-checkpoint", action="store_true", help="do not checkpoint running trials")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from laptime import __version__
 
@@ -880,7 +946,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run one trial, store it and print a summary",
                        epilog="exit status: 0 when the trial reached its target, ran out of budget or completed; "
                               "1 when it failed or diverged (stored and printed all the same); 2 for a usage "
-                              "error (bad names, files or hyperparameters: nothing is run or stored)")
+                              "error (bad names, files or hyperparameters: nothing is run or stored); 75 when "
+                              "SIGTERM stopped it after a checkpoint (with --checkpoint-dir: run it again to resume)")
     p.add_argument("--workload", "-w", required=True, help="workload name (see `laptime list`)")
     p.add_argument("--algorithm", "-a", required=True,
                    help="algorithm name, a path to a .py file, or module:attribute")
@@ -896,6 +963,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every-steps", type=int, help="evaluate every N steps instead of every eval period "
                                                         "of submission time")
     p.add_argument("--max-steps", type=int, help="stop after N steps")
+    _add_checkpoint_arguments(p, bench=False)
     p.add_argument("--json", action="store_true", help="print the result as JSON (no progress display)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="no progress display (else a live display on a terminal, and plain progress lines on "
@@ -950,6 +1018,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timing-noise", type=float, default=None, metavar="SIGMA", help=_NOISE_HELP)
     p.add_argument("--max-steps", type=int, help="cap every trial at N steps (quick checks)")
     _add_measurement_arguments(p)
+    _add_checkpoint_arguments(p, bench=True)
     p.add_argument("--no-resume", action="store_true", help="run every trial again even if already stored")
     p.add_argument("--retry-failed", action="store_true", help="run again trials stored as failed")
     p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
@@ -1068,6 +1137,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except _executor_error() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except _preempted() as exc:
+        print(f"laptime: {exc}", file=sys.stderr)
+        return PREEMPTED
     except KeyboardInterrupt:
         print("interrupted; nothing half-written was stored", file=sys.stderr)
         return 130

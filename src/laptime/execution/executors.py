@@ -84,6 +84,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -98,6 +99,7 @@ from laptime.loggers import check_loggers, parse_loggers
 from laptime.records import Outcome, TrialRecord
 from laptime.results import ResultsStore
 from laptime.runner import TrialOptions
+from laptime.runner.checkpoint import PREEMPTED_EXIT_STATUS, TrialPreempted
 from laptime.runner.environment import source_hash
 from laptime.runner.threads import ThreadChoice, apply_threads
 from laptime.workloads import WorkloadRegistry, default_workloads
@@ -402,6 +404,8 @@ def _worker_main(conn, device: str, store_path: str, run_id: int | None, options
             try:
                 record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
                                       algorithms=algorithms, options=options, threads=threads, loggers=loggers)
+            except TrialPreempted:  # SIGTERM: the trial checkpointed; the exit status says so (no traceback)
+                sys.exit(PREEMPTED_EXIT_STATUS)
             except Exception:  # noqa: BLE001 - reported to the parent
                 conn.send(("error", index, traceback.format_exc()))
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from laptime.api import Hyperparameters
 from laptime.records import TrialPlan, TrialRecord
 from laptime.results import ResultsStore
 from laptime.runner import TrialOptions, run_trial
+from laptime.runner.checkpoint import remove_checkpoint
 from laptime.runner.environment import fingerprint, hardware_info, library_versions, source_hash
 from laptime.runner.threads import DEFAULT_CPU_THREADS, ThreadChoice, apply_threads, choose_threads, usable_cores
 from laptime.workloads import WorkloadRegistry, default_workloads
@@ -69,6 +71,7 @@ def execute_plan(
     progress: Any = None,
     threads: ThreadChoice | str | int | None = None,
     loggers: Sequence[Any] = (),
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> TrialRecord:
     """Run ``plan`` and store the result (if ``store`` is given). Returns the record.
 
@@ -79,6 +82,11 @@ def execute_plan(
 
     ``loggers``: :class:`~laptime.loggers.LoggerSpec` s; each gets one run for this trial, fed
     from the progress hook (outside the timed region) and ended once the trial is stored.
+
+    ``checkpoint_dir`` (default: ``options.checkpoint_dir``): checkpoint the trial there as
+    ``<plan key>.pt`` (:mod:`laptime.runner.checkpoint`), so that the same plan run again resumes
+    it; the file is removed once the trial is stored. SIGTERM makes the trial checkpoint and raise
+    :class:`~laptime.runner.checkpoint.TrialPreempted` (nothing is stored).
     """
     device = resolve_device(str(device))
     choice = threads if isinstance(threads, ThreadChoice) else thread_choice(device, threads)
@@ -102,6 +110,10 @@ def execute_plan(
             workload=spec.name, variant=spec.variant, config=spec.config, workload_version=spec.version,
             hardware_fingerprint=fingerprint(hardware)))
     plan_key = plan.key(algorithm_hash, spec.version, device.type, choice.threads)
+    checkpoint_dir = options.checkpoint_dir if checkpoint_dir is None else os.fspath(checkpoint_dir)
+    if checkpoint_dir is not None:  # one file per plan; kept until the trial is stored
+        options = dataclasses.replace(options, checkpoint_dir=checkpoint_dir, checkpoint_name=plan_key,
+                                      checkpoint_keep=True)
     trial_log = None
     if loggers:
         from laptime.loggers import TrialContext, open_trial_loggers
@@ -145,6 +157,8 @@ def execute_plan(
         )
         if store is not None:
             store.add_trial(run_id, record)
+        if checkpoint_dir is not None:  # stored: a rerun skips the plan (a leftover is swept by laptime bench)
+            remove_checkpoint(checkpoint_dir, plan_key)
     except BaseException:
         if trial_log is not None:
             trial_log.abort()  # the runs end as killed

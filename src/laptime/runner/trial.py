@@ -37,6 +37,11 @@ Timing rules (AlgoPerf's, made exact):
   outside the clock. ``robust=False`` switches it off.
 * **Contention** (:mod:`laptime.runner.contention`): the load around the trial is sampled outside
   the clock and stored with it, with a verdict.
+* **Checkpoints** (:mod:`laptime.runner.checkpoint`): with ``checkpoint_dir`` the trial is saved
+  between steps, outside the clock, every ``checkpoint_every_sec`` submission seconds and/or
+  ``checkpoint_every_steps`` steps; started again, it resumes from its checkpoint with the same eval
+  history; SIGTERM makes it checkpoint at the next step boundary and raise
+  :class:`~laptime.runner.checkpoint.TrialPreempted`.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import functools
+import hashlib
 import math
+import random
 import traceback
 import warnings
 from collections.abc import Mapping, Sequence
@@ -56,6 +63,7 @@ import torch
 
 from laptime.api import Algorithm, Hyperparameters, TrainingComplete, Workload
 from laptime.records import EvalRecord, Outcome
+from laptime.runner import checkpoint as ckpt
 from laptime.runner.clock import DeviceClock
 from laptime.runner.contention import ContentionMonitor
 from laptime.runner.workmeter import CpuClock, WorkMeter
@@ -102,6 +110,18 @@ class TrialOptions:
     #: beside four busy processes on the 2-core VM, while the work moved by under 9 %), so the
     #: machine's best known speed gives a robust time that stays put. Scores never depend on it.
     reference_floor: float | None = None
+    #: Checkpoints (:mod:`laptime.runner.checkpoint`): the folder (``None``: off), and how often:
+    #: every N submission seconds and/or every N steps (deterministic points); neither given: every
+    #: ``checkpoint.DEFAULT_EVERY_SEC`` submission seconds. SIGTERM always checkpoints.
+    checkpoint_dir: str | None = None
+    checkpoint_every_sec: float | None = None
+    checkpoint_every_steps: int | None = None
+    #: The checkpoint's file name without suffix (``execute_plan``: the plan key); ``None``: a hash
+    #: of the trial's configuration.
+    checkpoint_name: str | None = None
+    #: Leave the checkpoint when the trial ends (``execute_plan`` removes it once the trial is
+    #: stored, so a process killed in between resumes rather than starting over).
+    checkpoint_keep: bool = False
 
     def __post_init__(self) -> None:
         if self.budget_factor <= 0:
@@ -122,6 +142,13 @@ class TrialOptions:
             raise ValueError("check_loss_every must be >= 1")
         if self.batch_size is not None and (isinstance(self.batch_size, bool) or int(self.batch_size) < 1):
             raise ValueError("batch_size must be >= 1")
+        if self.checkpoint_every_sec is not None and not self.checkpoint_every_sec > 0:
+            raise ValueError("checkpoint_every_sec must be > 0")
+        if self.checkpoint_every_steps is not None and (isinstance(self.checkpoint_every_steps, bool)
+                                                        or int(self.checkpoint_every_steps) < 1):
+            raise ValueError("checkpoint_every_steps must be >= 1")
+        if self.checkpoint_dir is not None:
+            object.__setattr__(self, "checkpoint_dir", str(self.checkpoint_dir))
 
 
 @dataclasses.dataclass
@@ -235,6 +262,23 @@ def _batch_size(workload: Workload, algorithm: Algorithm, options: TrialOptions,
     return batch_size
 
 
+def _identity(workload: Workload, algorithm: Algorithm, hp: Hyperparameters, seed: int, batch_size: int,
+              options: TrialOptions, budget: float, budget_steps: int | None, eval_every_steps: int | None,
+              eval_period: float) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: everything that shapes the trial's course."""
+    spec = workload.spec
+    return {
+        "workload": spec.key, "workload_version": spec.version, "algorithm": algorithm.name,
+        "hyperparameters": hp.to_dict(), "seed": int(seed), "batch_size": int(batch_size),
+        "budget": options.budget, "budget_sec": budget, "budget_steps": budget_steps,
+        "eval_every_steps": eval_every_steps, "eval_period_sec": eval_period, "max_steps": options.max_steps,
+        "eval_splits": None if options.eval_splits is None else list(options.eval_splits),
+        "check_loss_every": options.check_loss_every, "stop_at_target": options.stop_at_target,
+        "robust": options.robust, "time_cap_factor": options.time_cap_factor,
+        "device": workload.device.type, "threads": torch.get_num_threads(),
+    }
+
+
 def _now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -296,6 +340,13 @@ def run_trial(
     work_time = 0.0  # work-clock seconds of the timed regions
     step = 0
     batch_size_used: int | None = None
+    eval_reached: list[bool] = []  # per eval: whether it met the target (for a resumed progress display)
+    last_eval_step = -1
+    checkpointer: ckpt.Checkpointer | None = None
+    identity: dict[str, Any] = {}
+    resume: dict[str, Any] | None = None
+    if options.checkpoint_dir is not None and ckpt.preemption_requested():
+        raise ckpt.TrialPreempted(None, None)  # SIGTERM came between trials: start nothing
 
     if progress is not None:
         progress.start(workload, algorithm, budget)
@@ -317,12 +368,23 @@ def run_trial(
             meter.add(work_now - w_start)
         last_end, last_work = now, work_now
 
-    with _LossProbe(workload) as probe:
+    with _LossProbe(workload) as probe, ckpt.sigterm_requests_checkpoint(options.checkpoint_dir is not None):
         try:
             model, model_state = workload.init_model_fn(seeds["model"])
             param_types = workload.model_params_types
             batch_size = batch_size_used = _batch_size(workload, algorithm, options, notes)
-            input_queue = workload.train_batches(batch_size, seeds["data"])
+            if options.checkpoint_dir is None:
+                input_queue = workload.train_batches(batch_size, seeds["data"])
+            else:
+                identity = _identity(workload, algorithm, hp, seed, batch_size, options, budget, budget_steps,
+                                     eval_every_steps, eval_period)
+                name = options.checkpoint_name or hashlib.sha256(ckpt.identity_key(identity).encode()).hexdigest()[:24]
+                checkpointer = ckpt.Checkpointer(options.checkpoint_dir, name, every_sec=options.checkpoint_every_sec,
+                                                 every_steps=options.checkpoint_every_steps)
+                resume = checkpointer.load(identity, workload.device)
+                start = int(resume["runner"]["batches_drawn"]) if resume is not None else 0
+                # positioned before any clock runs (skipping costs nothing timed)
+                input_queue = ckpt.CountingQueue(workload.train_batches_from(batch_size, seeds["data"], start), start)
             workload.warm_up(batch_size)  # untimed, once per workload instance; see Workload.warm_up
             if options.robust:
                 reference_pass = workload.speed_probe()
@@ -337,12 +399,49 @@ def run_trial(
                 meter.start()
             rng = torch.Generator().manual_seed(seeds["algorithm"])
             torch.manual_seed(seeds["algorithm"])  # dropout and other global-RNG users
+            np.random.seed(seeds["algorithm"] % 2**32)  # submissions that draw from numpy's or Python's
+            random.seed(seeds["algorithm"])
 
             # ---- timed: optimizer initialisation
             clock.synchronize()
             last_end, last_work = clock.now(), work_clock.now()
             optimizer_state = algorithm.init_optimizer_state(workload, model, model_state, hp, rng)
             charge(last_end, last_work)
+            if resume is not None:
+                # ---- untimed: continue from the checkpoint; its counters replace the ones above
+                r = resume["runner"]
+                model.load_state_dict(resume["model"])
+                flags = resume["model_training"]
+                for module_name, module in model.named_modules():
+                    module.training = flags.get(module_name, module.training)
+                grads = resume["grads"]
+                for param_name, param in model.named_parameters():
+                    grad = grads.get(param_name)
+                    param.grad = None if grad is None else grad.to(device=param.device, dtype=param.dtype)
+                model_state = resume["model_state"]
+                optimizer_state = algorithm.load_optimizer_state_dict(optimizer_state, resume["optimizer"])
+                ckpt.restore_rng(resume["rng"], workload.device, rng)
+                step, sub_time, work_time = int(r["step"]), float(r["sub_time"]), float(r["work_time"])
+                state.update(r["train_state"])
+                evals[:] = [EvalRecord(**e) for e in r["evals"]]
+                eval_results[:] = [(int(s), dict(m)) for s, m in r["eval_results"]]
+                eval_reached[:] = list(r["eval_reached"])
+                time_to_target, steps_to_target, work_to_target = (r["time_to_target"], r["steps_to_target"],
+                                                                   r["work_to_target"])
+                last_eval_step = int(r["last_eval_step"])
+                notes[:] = [*r["notes"], f"resumed from a checkpoint at step {step} ({sub_time:.2f} s of submission "
+                                         f"time); work after it by the stopped process is not counted"]
+                started_at = r["started_at"]
+                wall_start = clock.now() - float(r["wall_time"])
+                if meter is not None:
+                    meter.load_state_dict(resume["meter"])
+                checkpointer.resumed(step, sub_time)
+                resume = None  # the tensors are in place now; let the rest go
+                if progress is not None:
+                    for record, reached in zip(evals, eval_reached):
+                        progress.evaluated(record, reached)
+                    progress.step(step, sub_time)
+                last_end, last_work = clock.now(), work_clock.now()
         except Exception:  # noqa: BLE001 - setup errors are recorded outcomes
             outcome, error = Outcome.FAILED, traceback.format_exc()
 
@@ -375,11 +474,36 @@ def run_trial(
             if reached and time_to_target is None:
                 time_to_target, steps_to_target, work_to_target = sub_time, step, record.work
                 state["validation_goal_reached"] = True
+            eval_reached.append(reached)
             if progress is not None:
                 progress.evaluated(record, reached)
             return reached, diverged
 
-        last_eval_step = -1
+        def save_checkpoint() -> None:
+            """Untimed: the whole trial as it stands between two steps (see laptime.runner.checkpoint)."""
+            assert checkpointer is not None
+            if meter is not None:
+                meter.close()  # a checkpoint holds closed windows only
+            runner = {
+                "step": step, "sub_time": sub_time, "work_time": work_time, "wall_time": clock.now() - wall_start,
+                "train_state": dict(state), "evals": [dataclasses.asdict(e) for e in evals],
+                "eval_results": [(s, dict(m)) for s, m in eval_results], "eval_reached": list(eval_reached),
+                "time_to_target": time_to_target, "steps_to_target": steps_to_target,
+                "work_to_target": work_to_target, "last_eval_step": last_eval_step, "notes": list(notes),
+                "started_at": started_at, "batches_drawn": input_queue.drawn, "batch_size": batch_size,
+            }
+            payload = {
+                "runner": runner,
+                "model": model.state_dict(),
+                "model_training": {n: m.training for n, m in model.named_modules()},
+                "grads": {n: p.grad for n, p in model.named_parameters() if p.grad is not None},
+                "model_state": model_state,
+                "optimizer": algorithm.optimizer_state_dict(optimizer_state),
+                "rng": ckpt.capture_rng(workload.device, rng),
+                "meter": meter.state_dict() if meter is not None else None,
+            }
+            checkpointer.save(identity, payload, step, sub_time)
+
         while outcome is None:
             # ---- timed: one step
             complete = False
@@ -447,7 +571,13 @@ def run_trial(
                     outcome = Outcome.REACHED if time_to_target is not None else Outcome.COMPLETE
                 elif out_of_budget or out_of_steps:
                     outcome = Outcome.REACHED if time_to_target is not None else Outcome.BUDGET
-            # bookkeeping, progress, probes and evals are not charged
+            if outcome is None and checkpointer is not None:
+                preempted = ckpt.preemption_requested()
+                if preempted or checkpointer.due(step, sub_time):
+                    save_checkpoint()
+                    if preempted:
+                        raise ckpt.TrialPreempted(checkpointer.path, step)
+            # bookkeeping, progress, probes, evals and checkpoints are not charged
             last_end = clock.now()
             last_work = last_end if work_clock is clock else work_clock.now()
 
@@ -478,6 +608,11 @@ def run_trial(
                                  "work_clock": "process_cpu" if isinstance(work_clock, CpuClock) else "device_wall"}
     if batch_size_used is not None:
         measurement["batch_size"] = batch_size_used
+    if checkpointer is not None:
+        notes.extend(checkpointer.notes)
+        measurement["checkpoint"] = checkpointer.summary()
+        if not options.checkpoint_keep:
+            checkpointer.remove()
     if notes:
         measurement["notes"] = notes
 

@@ -138,6 +138,27 @@ class WorkMeter:
             return None
         return (self.work + self.window_cost / self._last_probe) * ref
 
+    # ---- checkpoints (laptime.runner.checkpoint) -----------------------------------------------
+    def state_dict(self) -> dict[str, float | int | list[float]]:
+        """The meter's totals, for a trial's checkpoint. Call :meth:`close` first: a checkpoint holds
+        closed windows only, so its work was measured against probes of the process that did it."""
+        if self.window_cost > 0:
+            raise RuntimeError("close the open window before taking the meter's state")
+        return {"probes": list(self.probes), "work": self.work, "cost": self.cost, "windows": self.windows}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a checkpoint's totals in a new process, after :meth:`start`: the new
+        process's initial probes are kept (appended to the saved ones) and the first of its windows
+        is measured against them, since the machine may run at another speed now."""
+        if self._last_probe is None:
+            self.start()
+        self.probes = [float(p) for p in state["probes"]] + self.probes
+        self.work = float(state["work"])
+        self.cost = float(state["cost"])
+        self.windows = int(state["windows"])
+        self.window_cost = 0.0
+        self._target = max(self.min_window, float(np.median(self.probes)) / self.max_overhead)
+
     def seconds(self, work: float | None) -> float | None:
         """``work`` reference passes in robust seconds."""
         ref = self.reference

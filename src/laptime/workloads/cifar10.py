@@ -361,9 +361,9 @@ class Cifar10Workload(Workload):
         assert self._data is not None
         return self._data
 
-    def train_batches(self, global_batch_size: int, seed: int) -> Iterator[Batch]:
+    def train_batches(self, global_batch_size: int, seed: int, start: int = 0) -> Iterator[Batch]:
         data = self.data  # loaded now, not at the first (timed) next()
-        return data.train_batches(global_batch_size, seed, self.augmentation)
+        return data.train_batches(global_batch_size, seed, self.augmentation, start=start)
 
     # ----------------------------------------------------------------- model
     def build_model(self) -> nn.Module:

@@ -187,9 +187,9 @@ class Mnist1DWorkload(Workload):
         except KeyError:
             raise ValueError(f"unknown split {split!r}; splits: train, validation, test") from None
 
-    def train_batches(self, global_batch_size: int, seed: int) -> Iterator[Batch]:
+    def train_batches(self, global_batch_size: int, seed: int, start: int = 0) -> Iterator[Batch]:
         inputs, labels = self.split_tensors("train")  # loaded now, not at the first (timed) next()
-        indices = epoch_index_batches(len(labels), int(global_batch_size), make_generator(seed), self.device)
+        indices = epoch_index_batches(len(labels), int(global_batch_size), make_generator(seed), self.device, start)
         return ({"inputs": inputs[idx], "targets": labels[idx]} for idx in indices)
 
     # ----------------------------------------------------------------- model

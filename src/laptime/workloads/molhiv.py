@@ -406,10 +406,10 @@ class MolHIVWorkload(Workload):
         except KeyError:
             raise ValueError(f"unknown split {split!r}; splits: train, validation, test") from None
 
-    def train_batches(self, global_batch_size: int, seed: int) -> Iterator[Batch]:
+    def train_batches(self, global_batch_size: int, seed: int, start: int = 0) -> Iterator[Batch]:
         ids = self.split_ids("train")  # loaded now, not at the first (timed) next()
         store = self.store
-        positions = epoch_index_batches(ids.numel(), int(global_batch_size), make_generator(seed), "cpu")
+        positions = epoch_index_batches(ids.numel(), int(global_batch_size), make_generator(seed), "cpu", start)
         return (store.batch(ids[p]) for p in positions)
 
     def eval_batches(self, split: str) -> list[Batch]:

@@ -371,9 +371,10 @@ class ShakespeareWorkload(Workload):
         chunk = tokens[starts.to(tokens.device)[:, None] + offsets]  # [B, T + 1]
         return {"inputs": chunk[:, :-1], "targets": chunk[:, 1:]}
 
-    def train_batches(self, global_batch_size: int, seed: int) -> Iterator[Batch]:
+    def train_batches(self, global_batch_size: int, seed: int, start: int = 0) -> Iterator[Batch]:
         tokens = self.split_tokens("train")  # loaded now, not at the first (timed) next()
-        starts = random_window_starts(len(tokens), self.context + 1, int(global_batch_size), make_generator(seed), self.device)
+        starts = random_window_starts(len(tokens), self.context + 1, int(global_batch_size), make_generator(seed),
+                                      self.device, start)
         return (self._windows(tokens, s) for s in starts)
 
     def eval_window_starts(self, split: str) -> torch.Tensor:

@@ -133,11 +133,29 @@ class DeviceImages:
         return self.normalize(images if index is None else images[index])
 
     def train_batches(self, batch_size: int, seed: int, augmentation: Augmentation | None = None,
-                      split: str = "train") -> Iterator[Batch]:
-        """Endless batches ``{"inputs", "targets"}``: reshuffled every epoch, augmented batch-wise."""
+                      split: str = "train", start: int = 0) -> Iterator[Batch]:
+        """Endless batches ``{"inputs", "targets"}``: reshuffled every epoch, augmented batch-wise.
+
+        ``start``: begin at batch ``start``. Permutations and augmentation draws share one generator,
+        so the skipped batches' draws are made again, in the stream's order, here at the call (a
+        ``randperm`` per epoch and the augmentation's small CPU draws per batch; no image is touched).
+        """
         images, labels = self.images[self._check(split)], self.labels[split]
         generator = make_generator(seed)
-        for index in epoch_index_batches(len(labels), int(batch_size), generator, self.device):
+        if augmentation is None:
+            indices = epoch_index_batches(len(labels), int(batch_size), generator, self.device, start)
+        else:
+            indices = epoch_index_batches(len(labels), int(batch_size), generator, self.device)
+            if isinstance(start, bool) or int(start) != start or start < 0:
+                raise ValueError(f"start must be a batch index >= 0, got {start!r}")
+            for _ in range(int(start)):
+                next(indices)
+                augmentation.draw(int(batch_size), generator)
+        return self._batches(images, labels, indices, augmentation, generator)
+
+    def _batches(self, images: torch.Tensor, labels: torch.Tensor, indices: Iterator[torch.Tensor],
+                 augmentation: Augmentation | None, generator: torch.Generator) -> Iterator[Batch]:
+        for index in indices:
             inputs = self.normalize(images[index])
             if augmentation is not None:
                 inputs = augmentation(inputs, generator)
