@@ -1,13 +1,22 @@
-"""What one checkpoint of a running trial costs, for every workload of the smoke and lite_cpu suites.
+"""What one checkpoint of a running trial costs, for every workload of the smoke and lite_cpu suites,
+and that it stays out of the submission time.
 
-Each workload trains a few steps with NAdamW (the runner, step budget, one intra-op thread, no
-robust time), checkpointing after every step (``checkpoint_every_steps=1``). Reported per workload:
+Each workload trains ``--steps`` steps with NAdamW (the runner, step budget, one intra-op thread, no
+robust time, no eval until the end) twice: without checkpoints, and checkpointing after every step
+(``checkpoint_every_steps=1``). Reported per workload:
 
-* ``write ms``: median wall time of one checkpoint write: gathering the state (model, gradients,
-  optimizer, RNGs, eval history, counters), ``torch.save`` into a temporary file, ``fsync``,
-  ``os.replace`` and the folder's ``fsync`` (outside the clock: it costs wall time only);
-* ``bytes``: the checkpoint's size on disk (one per running trial);
-* ``step ms``: the median timed step, to compare with (the checkpoint's cost in steps);
+* ``bytes``: the checkpoint's size on disk (one file per running trial);
+* ``write ms``: mean wall time of one checkpoint write as the runner accounts it
+  (``measurement["checkpoint"]["mean_write_ms"]``: ``torch.save`` into a temporary file, ``fsync``,
+  ``os.replace``, the folder's ``fsync``);
+* ``sub ms/step``: median submission time of a step without / with checkpoints: the same but for
+  noise, since the checkpoint is written between steps, outside the clock (the checkpointed trial
+  runs first);
+* ``wall ms/step``: median wall time from one step's end to the next's, without / with checkpoints:
+  the difference is what a checkpoint costs in wall time (gathering the state and writing it);
+* ``outside ms/step``: median of a step's wall minus submission time, without / with checkpoints:
+  where the checkpoint's cost lands (a measure that the load on the machine disturbs far less than
+  the step times themselves);
 * ``read ms``: loading the checkpoint back (``torch.load``), what a resume pays once;
 * ``skip ms/1k``: positioning the input queue 1,000 batches further on resume
   (``Workload.train_batches_from``: the skipped batches' random draws, no data touched).
@@ -24,6 +33,7 @@ import argparse
 import datetime
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -40,16 +50,18 @@ from laptime.workloads.suites import get_suite
 
 
 class StepTimes:
-    """Progress hook: the submission time of every step."""
+    """Progress hook: the submission time and the wall time at the end of every step."""
 
     def __init__(self):
-        self.times: list[float] = []
+        self.submission: list[float] = []
+        self.wall: list[float] = []
 
     def start(self, *args):
         pass
 
     def step(self, global_step, submission_time):
-        self.times.append(submission_time)
+        self.submission.append(submission_time)
+        self.wall.append(time.perf_counter())
 
     def evaluated(self, record, reached):
         pass
@@ -57,53 +69,55 @@ class StepTimes:
     def finish(self, result):
         pass
 
+    def per_step_ms(self) -> tuple[float, float, float]:
+        """Medians over steps of: submission time, wall time, and wall minus submission time (what
+        the step cost outside the clock: bookkeeping and, when on, the checkpoint)."""
+        sub = [b - a for a, b in zip(self.submission, self.submission[1:])]
+        wall = [b - a for a, b in zip(self.wall, self.wall[1:])]
+        return (1000 * statistics.median(sub), 1000 * statistics.median(wall),
+                1000 * statistics.median([w - s for s, w in zip(sub, wall)]))
+
+
+def trial(workload, algorithm, steps: int, folder: str | None):
+    progress = StepTimes()
+    result = run_trial(workload, algorithm, dict(algorithm.self_tuning_defaults), 0, TrialOptions(
+        budget="steps", max_steps=steps, eval_every_steps=steps, eval_splits=("validation",), robust=False,
+        stop_at_target=False, checkpoint_dir=folder, checkpoint_every_steps=1 if folder else None,
+        checkpoint_keep=True), progress=progress)
+    if result.error:
+        raise RuntimeError(result.error.strip().splitlines()[-1])
+    return result, progress.per_step_ms()
+
 
 def measure(name: str, variant: str, config: str, steps: int, algorithm_name: str) -> dict:
-    registry = default_workloads()
-    workload = registry.create(name, variant=variant, config=config)
+    workload = default_workloads().create(name, variant=variant, config=config)
     for dataset in workload.datasets:
         ensure(dataset)
     algorithm = default_algorithms().get(algorithm_name)
-    writes: list[float] = []
-    save = ckpt.Checkpointer.save
-
-    def timed_save(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        save(self, *args, **kwargs)
-        writes.append(time.perf_counter() - t0)
-
-    ckpt.Checkpointer.save = timed_save
     folder = tempfile.mkdtemp(prefix="laptime-ckpt-cost-")
-    progress = StepTimes()
-    try:
-        result = run_trial(workload, algorithm, dict(algorithm.self_tuning_defaults), 0, TrialOptions(
-            budget="steps", max_steps=steps + 1, eval_every_steps=steps + 1, eval_splits=("validation",),
-            robust=False, stop_at_target=False, checkpoint_dir=folder, checkpoint_every_steps=1,
-            checkpoint_keep=True), progress=progress)
+    try:  # with checkpoints first: a first trial's one-off costs, if any, count against checkpoints
+        result, (sub_ckpt, wall_ckpt, out_ckpt) = trial(workload, algorithm, steps, folder)
+        summary = result.measurement["checkpoint"]
+        path = Path(summary["file"])
+        t0 = time.perf_counter()
+        ckpt.read_checkpoint(path)
+        read = time.perf_counter() - t0
     finally:
-        ckpt.Checkpointer.save = save
-    summary = result.measurement["checkpoint"]
-    path = Path(summary["file"])
-    t0 = time.perf_counter()
-    ckpt.read_checkpoint(path)
-    read = time.perf_counter() - t0
-    path.unlink()
-    os.rmdir(folder)
-    step_times = [b - a for a, b in zip(progress.times, progress.times[1:])]
-    batch_size = result.measurement["batch_size"]
+        shutil.rmtree(folder, ignore_errors=True)
+    _, (sub_plain, wall_plain, out_plain) = trial(workload, algorithm, steps, None)
     seed = derive_seeds(0)["data"]
     t0 = time.perf_counter()
-    workload.train_batches_from(batch_size, seed, 1000)
+    workload.train_batches_from(result.measurement["batch_size"], seed, 1000)
     skip = time.perf_counter() - t0
-    return {"workload": f"{name}/{variant}@{config}", "write_ms": 1000 * statistics.median(writes),
-            "bytes": summary["bytes"], "step_ms": 1000 * statistics.median(step_times), "read_ms": 1000 * read,
-            "skip_ms": 1000 * skip, "params": sum(p.numel() for p in workload.build_model().parameters()),
-            "error": result.error.strip().splitlines()[-1] if result.error else None}
+    return {"workload": f"{name}/{variant}@{config}", "bytes": summary["bytes"], "write_ms": summary["mean_write_ms"],
+            "written": summary["written"], "sub_plain": sub_plain, "sub_ckpt": sub_ckpt, "wall_plain": wall_plain,
+            "wall_ckpt": wall_ckpt, "out_plain": out_plain, "out_ckpt": out_ckpt, "read_ms": 1000 * read, "skip_ms": 1000 * skip,
+            "params": sum(p.numel() for p in workload.build_model().parameters())}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=8, help="checkpoints per workload (default 8)")
+    parser.add_argument("--steps", type=int, default=12, help="steps per trial (default 12)")
     parser.add_argument("--algorithm", default="nadamw")
     parser.add_argument("--workload", action="append", metavar="NAME:VARIANT[:CONFIG]",
                         help="only these (default: every entry of the smoke and lite_cpu suites)")
@@ -122,14 +136,16 @@ def main() -> int:
     print(f"# python benchmarks/checkpoint_cost.py --steps {args.steps}; {args.algorithm}, 1 thread; "
           f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}, torch {torch.__version__}, "
           f"{datetime.date.today().isoformat()}")
-    print(f"{'workload':28s} {'params':>9s} {'bytes':>10s} {'write ms':>9s} {'step ms':>8s} {'read ms':>8s} "
-          f"{'skip ms/1k':>10s}")
+    print("| workload | params | bytes | write ms | sub ms/step without / with | wall ms/step without / with "
+          "| outside ms/step without / with | read ms | skip ms/1k |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if "write_ms" not in r:
-            print(f"{r['workload']:28s} not measured: {r['error']}")
+            print(f"| {r['workload']} | not measured: {r['error']} ||||||||")
             continue
-        print(f"{r['workload']:28s} {r['params']:9d} {r['bytes']:10d} {r['write_ms']:9.1f} {r['step_ms']:8.1f} "
-              f"{r['read_ms']:8.1f} {r['skip_ms']:10.1f}" + (f"  (trial: {r['error']})" if r["error"] else ""))
+        print(f"| {r['workload']} | {r['params']:,} | {r['bytes']:,} | {r['write_ms']:.1f} | "
+              f"{r['sub_plain']:.1f} / {r['sub_ckpt']:.1f} | {r['wall_plain']:.1f} / {r['wall_ckpt']:.1f} | "
+              f"{r['out_plain']:.2f} / {r['out_ckpt']:.1f} | {r['read_ms']:.1f} | {r['skip_ms']:.1f} |")
     return 0
 
 

@@ -131,7 +131,9 @@ def test_bench_checkpoints_beside_the_database_by_default_and_can_be_switched_of
     args = ["bench", "--suite", "mnist1d", "-a", "adamw", "--budget", "steps", "--max-steps", "12", "--threads", "1",
             "--bootstrap", "0", "--json", "--db", str(db), "--out", str(tmp_path / "out")]
     assert main([*args, "--checkpoint-every-steps", "5"]) == 0
-    capsys.readouterr()
+    reported = json.loads(capsys.readouterr().out)["checkpoints"]
+    assert reported["dir"] == str(tmp_path / "r.sqlite.checkpoints") and reported["trials"] == 2
+    assert reported["written"] == 4 and reported["max_bytes"] > 0 and reported["resumes"] == reported["left"] == 0
     with ResultsStore(db) as store:
         trials = store.trials()
     assert len(trials) == 2
@@ -141,6 +143,7 @@ def test_bench_checkpoints_beside_the_database_by_default_and_can_be_switched_of
         assert summary["written"] == 2 and summary["bytes"] > 0 and summary["every_steps"] == 5
     assert not (tmp_path / "r.sqlite.checkpoints").exists()
     assert main([*args, "--no-checkpoint", "--no-resume"]) == 0
+    assert json.loads(capsys.readouterr().out)["checkpoints"] is None
     with ResultsStore(db) as store:
         assert [("checkpoint" in t.measurement) for t in store.trials()] == [True, True, False, False]
 

@@ -641,14 +641,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
                    trials=len(records), budget_mode=budget_mode,
                    contaminated=sum(r.contaminated for r in records), warning=warning,
                    outcomes={o: sum(r.outcome.value == o for r in records) for o in
-                             sorted({r.outcome.value for r in records})})
+                             sorted({r.outcome.value for r in records})},
+                   checkpoints=checkpoint_summary(records, options.checkpoint_dir))
         print(json.dumps(out, indent=2))
         return 0
     _print_leaderboard(console, score, records)
     if warning:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    checkpoints = checkpoint_summary(records, options.checkpoint_dir)
+    if checkpoints is not None and checkpoints["written"]:
+        console.print(f"checkpoints: {checkpoints['written']} written by {checkpoints['trials']} trials "
+                      f"({checkpoints['write_sec']:.1f} s of wall time, outside the submission time), largest "
+                      f"{checkpoints['max_bytes'] / 1e6:.1f} MB (one file per running trial), "
+                      f"{checkpoints['resumes']} resumes; {checkpoints['left']} left in {checkpoints['dir']}")
     console.print(f"report: [bold]{html_path}[/bold]  (markdown: {md_path})")
     return 0
+
+
+def checkpoint_summary(records, folder: str | None) -> dict[str, Any] | None:
+    """What checkpointing the benchmark's trials cost (from their ``measurement["checkpoint"]``):
+    files written, wall seconds, the largest file (disk use is one such file per running trial),
+    resumes, and the files left in the folder (those of trials not stored). None without a folder."""
+    if folder is None:
+        return None
+    from laptime.runner.checkpoint import SUFFIX
+
+    parts = [r.measurement["checkpoint"] for r in records if "checkpoint" in r.measurement]
+    left = len(list(Path(folder).glob(f"*{SUFFIX}"))) if Path(folder).is_dir() else 0
+    return {"dir": folder, "trials": len(parts), "written": sum(p["written"] for p in parts),
+            "write_sec": round(sum(p["write_sec"] for p in parts), 3),
+            "max_bytes": max((p["max_bytes"] for p in parts), default=0),
+            "resumes": sum(len(p["resumes"]) for p in parts), "left": left}
 
 
 def _checkpoint_options(args: argparse.Namespace, db_path: Path | None) -> dict[str, Any]:
