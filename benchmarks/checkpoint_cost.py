@@ -11,7 +11,7 @@ robust time, no eval until the end) twice: without checkpoints, and checkpointin
   ``os.replace``, the folder's ``fsync``);
 * ``sub ms/step``: median submission time of a step without / with checkpoints: the same but for
   noise, since the checkpoint is written between steps, outside the clock (the checkpointed trial
-  runs first);
+  runs first; ``--repeats N`` interleaves N pairs and takes the medians);
 * ``wall ms/step``: median wall time from one step's end to the next's, without / with checkpoints:
   the difference is what a checkpoint costs in wall time (gathering the state and writing it);
 * ``outside ms/step``: median of a step's wall minus submission time, without / with checkpoints:
@@ -89,39 +89,48 @@ def trial(workload, algorithm, steps: int, folder: str | None):
     return result, progress.per_step_ms()
 
 
-def measure(name: str, variant: str, config: str, steps: int, algorithm_name: str) -> dict:
+def measure(name: str, variant: str, config: str, steps: int, algorithm_name: str, repeats: int = 1) -> dict:
     workload = default_workloads().create(name, variant=variant, config=config)
     for dataset in workload.datasets:
         ensure(dataset)
     algorithm = default_algorithms().get(algorithm_name)
-    folder = tempfile.mkdtemp(prefix="laptime-ckpt-cost-")
-    try:  # with checkpoints first: a first trial's one-off costs, if any, count against checkpoints
-        result, (sub_ckpt, wall_ckpt, out_ckpt) = trial(workload, algorithm, steps, folder)
-        summary = result.measurement["checkpoint"]
-        path = Path(summary["file"])
-        t0 = time.perf_counter()
-        ckpt.read_checkpoint(path)
-        read = time.perf_counter() - t0
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    _, (sub_plain, wall_plain, out_plain) = trial(workload, algorithm, steps, None)
+    with_ckpt, without = [], []
+    for _ in range(repeats):  # interleaved; with checkpoints first: a first trial's one-off costs count against them
+        folder = tempfile.mkdtemp(prefix="laptime-ckpt-cost-")
+        try:
+            result, per_step = trial(workload, algorithm, steps, folder)
+            with_ckpt.append(per_step)
+            summary = result.measurement["checkpoint"]
+            path = Path(summary["file"])
+            t0 = time.perf_counter()
+            ckpt.read_checkpoint(path)
+            read = time.perf_counter() - t0
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        without.append(trial(workload, algorithm, steps, None)[1])
+    (sub_ckpt, wall_ckpt, out_ckpt), (sub_plain, wall_plain, out_plain) = (
+        [statistics.median(column) for column in zip(*runs)] for runs in (with_ckpt, without))
     seed = derive_seeds(0)["data"]
     t0 = time.perf_counter()
     workload.train_batches_from(result.measurement["batch_size"], seed, 1000)
     skip = time.perf_counter() - t0
     return {"workload": f"{name}/{variant}@{config}", "bytes": summary["bytes"], "write_ms": summary["mean_write_ms"],
             "written": summary["written"], "sub_plain": sub_plain, "sub_ckpt": sub_ckpt, "wall_plain": wall_plain,
-            "wall_ckpt": wall_ckpt, "out_plain": out_plain, "out_ckpt": out_ckpt, "read_ms": 1000 * read, "skip_ms": 1000 * skip,
-            "params": sum(p.numel() for p in workload.build_model().parameters())}
+            "wall_ckpt": wall_ckpt, "out_plain": out_plain, "out_ckpt": out_ckpt, "read_ms": 1000 * read,
+            "skip_ms": 1000 * skip, "params": sum(p.numel() for p in workload.build_model().parameters())}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=12, help="steps per trial (default 12)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="trials with and without checkpoints, interleaved; medians (default 1)")
     parser.add_argument("--algorithm", default="nadamw")
     parser.add_argument("--workload", action="append", metavar="NAME:VARIANT[:CONFIG]",
                         help="only these (default: every entry of the smoke and lite_cpu suites)")
     args = parser.parse_args()
+    if args.steps < 3 or args.repeats < 1:
+        parser.error("--steps must be >= 3 and --repeats >= 1")
     torch.set_num_threads(1)
     if args.workload:
         entries = [tuple((w.split(":") + ["base", "cpu"])[:3]) for w in args.workload]
@@ -130,10 +139,11 @@ def main() -> int:
     rows = []
     for name, variant, config in entries:
         try:
-            rows.append(measure(name, variant, config, args.steps, args.algorithm))
+            rows.append(measure(name, variant, config, args.steps, args.algorithm, args.repeats))
         except Exception as exc:  # noqa: BLE001 - a workload whose data cannot be made ready is reported
             rows.append({"workload": f"{name}/{variant}@{config}", "error": f"{type(exc).__name__}: {exc}"})
-    print(f"# python benchmarks/checkpoint_cost.py --steps {args.steps}; {args.algorithm}, 1 thread; "
+    print(f"# python benchmarks/checkpoint_cost.py --steps {args.steps} --repeats {args.repeats}; {args.algorithm}, "
+          f"1 thread; "
           f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}, torch {torch.__version__}, "
           f"{datetime.date.today().isoformat()}")
     print("| workload | params | bytes | write ms | sub ms/step without / with | wall ms/step without / with "
