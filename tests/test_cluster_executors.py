@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from toys import workloads_without_store
 
-import laptime
 from laptime.algorithms import default_algorithms
 from laptime.cli.main import main
 from laptime.execution import ExecutorError, TrialPlan
@@ -45,6 +44,27 @@ def trials_of(db) -> list[tuple]:
                          t.steps_to_target, t.measurement["threads"]["threads"],
                          [(e.step, e.metrics) for e in t.evals]))
     return sorted(rows)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance for the module's tests (starting one costs seconds). Its workers are started
+    with this environment: this checkout and the tests' toys importable, and the guard of
+    :func:`toys.workloads_without_store` aimed at this process. Executors find Ray initialised and leave it so."""
+    ray = pytest.importorskip("ray")
+    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "LAPTIME_TEST_PARENT_PID")}
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(SRC), str(TESTS), saved["PYTHONPATH"] or ""])
+    os.environ["LAPTIME_TEST_PARENT_PID"] = str(os.getpid())
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +113,12 @@ def test_slurm_jobs_give_the_inline_leaderboard(capsys, tmp_path, inline_run, mo
     check_same_as_inline(capsys, inline_run, db, "slurm-local")
 
 
-def test_ray_tasks_give_the_inline_leaderboard(capsys, tmp_path, inline_run, monkeypatch):
-    pytest.importorskip("ray")
+def test_ray_tasks_give_the_inline_leaderboard(capsys, tmp_path, inline_run, local_ray):
     db = tmp_path / "r.sqlite"
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
-    result = laptime.bench("mnist1d", ["nadamw", "adamw"], executor="ray", ray_init={"num_cpus": 2}, budget="steps",
-                           max_steps=60, bootstrap=0, by="steps", db=db, quiet=True)
-    assert result.executor == "ray" and len(result.trials) == 4
-    import ray
-
-    assert not ray.is_initialized()  # the local Ray it started for the benchmark is shut down
+    code, out, err = run_cli(capsys, *BENCH, "--executor", "ray", "--db", str(db), "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert json.loads(out)["executor"] == "ray" and json.loads(out)["trials"] == 4
+    assert local_ray.is_initialized()  # a Ray this process had initialised is left as it was
     check_same_as_inline(capsys, inline_run, db, "ray")
 
 
@@ -116,10 +132,9 @@ def plan(seed, workload="toy") -> TrialPlan:
 def job_executor(kind: str, db, tmp_path, **kw):
     common = dict(options=TrialOptions(max_steps=3), workloads_factory=workloads_without_store, **kw)
     if kind == "ray":
-        pytest.importorskip("ray")
         from laptime.execution.ray_executor import RayExecutor
 
-        return RayExecutor(db, init_kwargs={"num_cpus": 2}, **common)
+        return RayExecutor(db, **common)
     pytest.importorskip("submitit")
     from laptime.execution.slurm_executor import SlurmExecutor
 
@@ -127,7 +142,11 @@ def job_executor(kind: str, db, tmp_path, **kw):
 
 
 @pytest.mark.parametrize("kind", ["ray", "slurm-local"])
-def test_jobs_hand_records_back_and_never_open_the_store(tmp_path, monkeypatch, kind):
+def test_jobs_hand_records_back_and_never_open_the_store(tmp_path, monkeypatch, kind, request):
+    if kind == "ray":
+        request.getfixturevalue("local_ray")
+    else:
+        pytest.importorskip("submitit")
     monkeypatch.setenv("LAPTIME_TEST_PARENT_PID", str(os.getpid()))  # elsewhere SQLite refuses to open
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")]))
     db = tmp_path / "r.sqlite"

@@ -14,34 +14,8 @@
 imports nothing heavy; torch is imported when a benchmark is prepared.
 """
 
-from laptime.benchmark.core import (
-    BASELINES,
-    COLUMNS,
-    EXECUTORS,
-    Benchmark,
-    BenchmarkError,
-    bench,
-    budget_mode_for,
-    contention_warning,
-    ensure_data,
-    prepare,
-    score_column,
-    write_report,
-)
+from laptime.benchmark import core
+from laptime.benchmark.core import *  # noqa: F403 - the room's functions, listed in core.__all__
 from laptime.benchmark.result import BenchmarkResult
 
-__all__ = [
-    "BASELINES",
-    "COLUMNS",
-    "EXECUTORS",
-    "Benchmark",
-    "BenchmarkError",
-    "BenchmarkResult",
-    "bench",
-    "budget_mode_for",
-    "contention_warning",
-    "ensure_data",
-    "prepare",
-    "score_column",
-    "write_report",
-]
+__all__ = [*core.__all__, "BenchmarkResult"]

@@ -325,6 +325,21 @@ def _failures_of_duplicates(book: PlanBook, failures: list[PlanFailure]) -> None
                                                 message=f"same plan as plan {first}: {first_failure.message}"))
 
 
+def _set_common(executor: Any, store_path: Any, *, run_id, options, workloads_factory, algorithms_factory, resume,
+                retry_failed, loggers, claims, claim_lease) -> None:
+    """The attributes every executor has (see the module docstring), from its common arguments."""
+    executor.store = store_path
+    executor.run_id = run_id
+    executor.options = options
+    executor.workloads_factory = workloads_factory or default_workloads
+    executor.algorithms_factory = algorithms_factory or default_algorithms
+    executor.resume = resume
+    executor.retry_failed = retry_failed
+    executor.loggers = parse_loggers(loggers)  # picklable specs: the trackers run where the trial runs
+    executor.claims = claims
+    executor.claim_lease = claim_lease
+
+
 @contextlib.contextmanager
 def _open_store(store: Any) -> Iterator[ResultsStore]:
     if isinstance(store, ResultsStore):
@@ -367,19 +382,12 @@ class InlineExecutor:
         claims: bool = True,
         claim_lease: float = DEFAULT_LEASE_S,
     ):
-        self.store = store_path
+        _set_common(self, store_path, run_id=run_id, options=options, workloads_factory=workloads_factory,
+                    algorithms_factory=algorithms_factory, resume=resume, retry_failed=retry_failed, loggers=loggers,
+                    claims=claims, claim_lease=claim_lease)
         self.device = resolve_device(str(device))
-        self.loggers = parse_loggers(loggers)
         self.threads = threads  # policy; the choice is made once per run()
-        self.run_id = run_id
-        self.options = options
-        self.workloads_factory = workloads_factory or default_workloads
-        self.algorithms_factory = algorithms_factory or default_algorithms
         self.progress_factory = progress_factory
-        self.resume = resume
-        self.retry_failed = retry_failed
-        self.claims = claims
-        self.claim_lease = claim_lease
 
     def run(self, plans: Sequence[TrialPlan], *, on_result: OnResult | None = None) -> list[TrialRecord]:
         plans = list(plans)
@@ -519,13 +527,11 @@ class LocalParallelExecutor:
         if str(path) == ":memory:" or (isinstance(store_path, ResultsStore) and store_path.memory):
             raise ValueError("LocalParallelExecutor needs a results file: an in-memory store cannot be shared "
                              "between processes")
-        self.store = store_path
+        _set_common(self, store_path, run_id=run_id, options=options, workloads_factory=workloads_factory,
+                    algorithms_factory=algorithms_factory, resume=resume, retry_failed=retry_failed, loggers=loggers,
+                    claims=claims, claim_lease=claim_lease)
         self.store_file = os.fspath(path)
         self.devices = resolved
-        self.run_id = run_id
-        self.options = options
-        self.workloads_factory = workloads_factory or default_workloads
-        self.algorithms_factory = algorithms_factory or default_algorithms
         for what, factory in (("workloads_factory", self.workloads_factory),
                               ("algorithms_factory", self.algorithms_factory)):
             try:
@@ -535,11 +541,6 @@ class LocalParallelExecutor:
                     f"{what} must be picklable (a module-level function) because worker processes call "
                     f"it; got {factory!r} ({exc})"
                 ) from None
-        self.resume = resume
-        self.retry_failed = retry_failed
-        self.claims = claims
-        self.claim_lease = claim_lease
-        self.loggers = parse_loggers(loggers)  # picklable specs: the trackers run in the workers
         if threads_per_worker is not None and threads_per_worker < 1:
             raise ValueError("threads_per_worker must be >= 1")
         # one choice for every worker, made here: "auto" shares the usable cores among the workers

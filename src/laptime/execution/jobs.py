@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from laptime.algorithms import AlgorithmRegistry, default_algorithms
+from laptime.algorithms import AlgorithmRegistry
 from laptime.execution.book import DEFAULT_LEASE_S
 from laptime.execution.executors import (
     EngineError,
@@ -41,14 +41,15 @@ from laptime.execution.executors import (
     _open_store,
     _prepare,
     _Resolver,
+    _set_common,
     reference_floors,
 )
 from laptime.execution.plan import execute_plan
-from laptime.loggers import check_loggers, parse_loggers
+from laptime.loggers import check_loggers
 from laptime.records import TrialPlan, TrialRecord
 from laptime.runner import TrialOptions
 from laptime.runner.threads import ThreadChoice, apply_threads, parse_policy
-from laptime.workloads import WorkloadRegistry, default_workloads
+from laptime.workloads import WorkloadRegistry
 
 __all__ = ["JobExecutor", "TrialJob", "job_device", "job_threads"]
 
@@ -133,18 +134,11 @@ class JobExecutor:
         max_parallel: int | None = None,
         poll: float = 1.0,
     ):
-        self.store = store_path
+        _set_common(self, store_path, run_id=run_id, options=options, workloads_factory=workloads_factory,
+                    algorithms_factory=algorithms_factory, resume=resume, retry_failed=retry_failed, loggers=loggers,
+                    claims=claims, claim_lease=claim_lease)
         self.device = job_device(device, self.engine)
         self.thread_choice = job_threads(threads, self.engine)
-        self.run_id = run_id
-        self.options = options
-        self.workloads_factory = workloads_factory or default_workloads
-        self.algorithms_factory = algorithms_factory or default_algorithms
-        self.resume = resume
-        self.retry_failed = retry_failed
-        self.loggers = parse_loggers(loggers)
-        self.claims = claims
-        self.claim_lease = claim_lease
         if max_parallel is not None and max_parallel < 1:
             raise EngineError(f"at most how many trials at once must be >= 1, got {max_parallel}")
         self.max_parallel = max_parallel
