@@ -59,7 +59,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
-        print_table(results, sorted({r["load"] for r in results}))
+        print_table(results, sorted({r["load"] for r in results}), source=args.from_json)
         return 0
 
     from laptime.workloads.suites import get_suite
@@ -86,13 +86,13 @@ def main() -> int:
                            "inflation": c.get("inflation"), "contaminated": c.get("contaminated")}
                     results.append(row)
                     print(json.dumps(row), flush=True)
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
+                    if args.out:  # after every trial: a run cut short keeps what it measured
+                        Path(args.out).write_text(json.dumps(results, indent=1))
     print_table(results, args.loads)
     return 0
 
 
-def print_table(results: list[dict], loads: list[int]) -> None:
+def print_table(results: list[dict], loads: list[int], source: str | None = None) -> None:
     """Per trial, each figure against its quiet (lowest load) value.
 
     "robust" is the robust time as laptime scores it: the work to target times the lowest reference
@@ -137,7 +137,10 @@ def print_table(results: list[dict], loads: list[int]) -> None:
     print()
     print(f"outcomes and steps to target identical at every load: {same}")
     print("largest deviation from quiet: " + ", ".join(f"{k} {v:.1%}" for k, v in worst.items()))
-    print(f"machine: {os.cpu_count()} CPUs; loads {loads}; {time.strftime('%Y-%m-%d %H:%M')}")
+    if source:  # a reprint: the trials ran when the file was written, maybe on another machine
+        print(f"reprinted from {source}; loads {loads}")
+    else:
+        print(f"machine: {os.cpu_count()} CPUs; loads {loads}; {time.strftime('%Y-%m-%d %H:%M')}")
 
 
 if __name__ == "__main__":
