@@ -307,12 +307,13 @@ def _builtin_algorithms() -> list[Algorithm]:
     return [*baseline_algorithms(), *library_algorithms()]
 
 
-def default_algorithms() -> AlgorithmRegistry:
-    """A registry with the built-in baselines, the library and every installed plugin."""
+def default_algorithms(include_entry_points: bool = True) -> AlgorithmRegistry:
+    """A registry with the built-in baselines, the library and (unless told not to) every
+    installed plugin."""
     registry = AlgorithmRegistry()
     for algorithm in _builtin_algorithms():
         registry.register(algorithm.name, _fresh(algorithm.name))
-    for name, factory in _entry_point_factories():
+    for name, factory in (_entry_point_factories() if include_entry_points else ()):
         if name not in registry.names():
             registry.register(name, factory)
     return registry
