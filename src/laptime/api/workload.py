@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from laptime.api.types import Batch, ForwardPassMode, LossType, ParameterType, ShapeTuple
+from laptime.errors import UsageError
 
 Direction = Literal["max", "min"]
 

@@ -144,7 +144,7 @@ def _clean_value(value: Any, what: str, where: str) -> float:
     if math.isnan(v):
         raise ScoringError(f"{where}: {what} is NaN")
     if v < 0:
-        raise ScoringError(f"{where}: {what} {v!r} is negative")
+        raise ScoringError(f"{where}: {what} {value!r} is negative")
     return v
 
 
