@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from laptime.benchmark.result import BenchmarkResult
+from laptime.errors import UsageError
 
 __all__ = [
     "BASELINES",
@@ -45,7 +46,7 @@ COLUMNS = {"time": "time_to_target", "robust": "robust_time_to_target", "steps":
 EXECUTORS = ("auto", "inline", "local", "ray", "slurm", "slurm-local")
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(UsageError):
     """A benchmark that cannot run as asked (one line; nothing was run or stored)."""
 
 

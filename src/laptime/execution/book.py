@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from laptime.errors import UsageError
 from laptime.records import Outcome, TrialPlan, TrialRecord
 from laptime.results import ResultsStore, StoreError
 
@@ -123,7 +124,7 @@ class PlanBook:
                  lease: float = DEFAULT_LEASE_S, poll: float | None = None, owner: str | None = None,
                  describe: Callable[[TrialPlan], str] = str):
         if lease <= 0:
-            raise ValueError(f"the claim lease must be > 0 seconds, got {lease!r}")
+            raise UsageError(f"the claim lease must be > 0 seconds, got {lease!r}")
         self.store = store
         self.plans = list(plans)
         self.prepared = list(prepared)

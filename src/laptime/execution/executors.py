@@ -112,6 +112,7 @@ from laptime.runner import TrialOptions
 from laptime.runner.environment import source_hash
 from laptime.runner.threads import ThreadChoice, apply_threads
 from laptime.workloads import WorkloadRegistry, default_workloads
+from laptime.errors import LaptimeError, UsageError
 
 __all__ = [
     "EngineError",
@@ -143,7 +144,7 @@ class Executor(Protocol):
 # Errors
 
 
-class PlanError(ValueError):
+class PlanError(LaptimeError, ValueError):
     """Some plans cannot run (unknown workload/variant/configuration/algorithm). Nothing ran.
 
     ``problems`` is a list of ``(index, plan, message)``.
@@ -161,7 +162,7 @@ class PlanError(ValueError):
         )
 
 
-class EngineError(ValueError):
+class EngineError(UsageError):
     """An executor's engine is missing or cannot be used as asked (Ray or submitit not installed, a
     device or thread count it cannot honour). Raised before anything runs."""
 
@@ -178,12 +179,14 @@ class PlanFailure:
     exitcode: int | None = None
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(LaptimeError, RuntimeError):
     """Some plans got no record (see the module docstring). Finished trials are stored.
 
     ``failures``: the :class:`PlanFailure` of every plan without a record; ``records``: one entry
     per plan, the record or ``None``.
     """
+
+    exit_code = 1  # not the user's input: some plans got no record
 
     def __init__(self, failures: list[PlanFailure], records: list[TrialRecord | None], detail: str = ""):
         self.failures = failures
@@ -515,17 +518,17 @@ class LocalParallelExecutor:
         claim_lease: float = DEFAULT_LEASE_S,
     ):
         if isinstance(devices, str) or not devices:
-            raise ValueError('devices must be a non-empty list, e.g. ["cuda:0", "cuda:1"] or ["cpu", "cpu"]')
+            raise UsageError('devices must be a non-empty list, e.g. ["cuda:0", "cuda:1"] or ["cpu", "cpu"]')
         resolved = [resolve_device(str(d)) for d in devices]
         types = sorted({d.type for d in resolved})
         if len(types) > 1:
-            raise ValueError(
+            raise UsageError(
                 f"devices {list(map(str, devices))} mix device types ({', '.join(types)}); a trial's plan key "
                 "includes the device type, so one executor must use one type"
             )
         path = store_path.path if isinstance(store_path, ResultsStore) else str(store_path)
         if str(path) == ":memory:" or (isinstance(store_path, ResultsStore) and store_path.memory):
-            raise ValueError("LocalParallelExecutor needs a results file: an in-memory store cannot be shared "
+            raise UsageError("LocalParallelExecutor needs a results file: an in-memory store cannot be shared "
                              "between processes")
         _set_common(self, store_path, run_id=run_id, options=options, workloads_factory=workloads_factory,
                     algorithms_factory=algorithms_factory, resume=resume, retry_failed=retry_failed, loggers=loggers,
@@ -542,7 +545,7 @@ class LocalParallelExecutor:
                     f"it; got {factory!r} ({exc})"
                 ) from None
         if threads_per_worker is not None and threads_per_worker < 1:
-            raise ValueError("threads_per_worker must be >= 1")
+            raise UsageError("threads_per_worker must be >= 1")
         # one choice for every worker, made here: "auto" shares the usable cores among the workers
         self.thread_choice = thread_choice(self.devices[0], threads if threads_per_worker is None else threads_per_worker,
                                            workers=len(self.devices))
