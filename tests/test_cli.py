@@ -98,6 +98,7 @@ def test_list_caches_its_listing_by_source_fingerprint(monkeypatch, tmp_path):
     from laptime.cli import catalog
 
     monkeypatch.setenv("LAPTIME_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(catalog, "shipped", lambda: None)  # as with a plugin or in an edited checkout
     built = []
     monkeypatch.setattr(catalog, "build", lambda: built.append(1) or {"workloads": [], "algorithms": [{"n": len(built)}]})
     assert catalog.load()["algorithms"] == [{"n": 1}]
@@ -123,6 +124,50 @@ def test_list_does_not_import_torch_once_cached(tmp_path):
     assert second.returncode == 0, second.stderr
     assert second.stdout == first.stdout
     assert second.stderr.strip() == "imported:", second.stderr
+
+
+def test_shipped_listing_matches_the_registries_and_sources():
+    """The listing shipped with the package (what a first `laptime list` shows) is the registries'
+    own listing, stamped with today's sources. Fails after a change to a workload or algorithm until
+    `python -m laptime.cli.catalog` writes it again."""
+    from laptime.cli import catalog
+
+    payload = json.loads(catalog.BUILTIN.read_text(encoding="utf-8"))
+    hint = "stale catalog_builtin.json: run `python -m laptime.cli.catalog`"
+    assert payload["sources"] == catalog.source_fingerprint(), hint
+    assert payload["catalog"] == catalog.build(include_plugins=False), hint
+
+
+def test_first_list_after_install_uses_the_shipped_listing_without_torch(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LAPTIME_CACHE": str(tmp_path / "empty-cache")}  # as on a fresh machine
+    check = ("import sys; from laptime.cli.main import main; code = main(['list', '--json']); sys.stdout.flush(); "
+             "print('imported: ' + ' '.join(m for m in ('torch', 'pytorch_optimizer') if m in sys.modules), "
+             "file=sys.stderr); sys.exit(code)")
+    first = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.strip() == "imported:", first.stderr
+    from laptime.cli import catalog
+
+    assert json.loads(first.stdout) == catalog.build(include_plugins=False)
+
+
+def test_shipped_listing_is_not_used_with_plugins_or_edited_sources(monkeypatch, tmp_path):
+    from laptime.cli import catalog
+
+    monkeypatch.setenv("LAPTIME_CACHE", str(tmp_path / "cache"))
+    assert catalog.shipped() is not None
+    monkeypatch.setattr(catalog, "_plugins", lambda: ["laptime.workloads:mine=pkg:Mine@pkg=1.0"])
+    assert catalog.shipped() is None  # a plugin's entries are not in it: built (then cached)
+    monkeypatch.undo()
+    monkeypatch.setenv("LAPTIME_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(catalog, "source_fingerprint", lambda: "an-edited-checkout")
+    assert catalog.shipped() is None
+    monkeypatch.setattr(catalog, "build", lambda include_plugins=True: {"workloads": [], "algorithms": []})
+    assert catalog.load() == {"workloads": [], "algorithms": []}  # so load() builds
 
 
 @pytest.mark.usefixtures("one_thread")  # faster, alone and under load

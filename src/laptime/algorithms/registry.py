@@ -23,16 +23,17 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from laptime.api import Algorithm
+from laptime.errors import LaptimeError
 
 ENTRY_POINT_GROUP = "laptime.algorithms"
 
 
-class UnknownAlgorithmError(KeyError):
+class UnknownAlgorithmError(LaptimeError, KeyError):
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
         return str(self.args[0])
 
 
-class AlgorithmLoadError(Exception):
+class AlgorithmLoadError(LaptimeError):
     """A user algorithm file or module could not be loaded."""
 
 
@@ -307,12 +308,13 @@ def _builtin_algorithms() -> list[Algorithm]:
     return [*baseline_algorithms(), *library_algorithms()]
 
 
-def default_algorithms() -> AlgorithmRegistry:
-    """A registry with the built-in baselines, the library and every installed plugin."""
+def default_algorithms(include_entry_points: bool = True) -> AlgorithmRegistry:
+    """A registry with the built-in baselines, the library and (unless told not to) every
+    installed plugin."""
     registry = AlgorithmRegistry()
     for algorithm in _builtin_algorithms():
         registry.register(algorithm.name, _fresh(algorithm.name))
-    for name, factory in _entry_point_factories():
+    for name, factory in (_entry_point_factories() if include_entry_points else ()):
         if name not in registry.names():
             registry.register(name, factory)
     return registry

@@ -14,13 +14,16 @@ A study is a file in a repository::
     db = "results.sqlite"
     out = "report"
     log = ["tensorboard:runs"]
+    executor = "local"              # or inline, ray, slurm, slurm-local
+    workers = 2
 
 Every key is the long option of ``laptime bench`` with ``_`` for ``-`` (:data:`KEYS`), except
 ``algorithms`` (``--algorithm``, a list), ``devices`` (``--device``, a list or a comma-separated
 string), ``log`` (``--log``, a list) and the booleans ``robust``, ``resume`` and ``checkpoint``
 (``--no-robust``, ``--no-resume``, ``--no-checkpoint``). Options given on the command line override
-the file. Relative paths in the file (``db``, ``out``, ``checkpoint_dir``, ``search_space``, ``.py``
-algorithm files, a ``tensorboard:`` or ``mlflow:`` folder) are relative to the file's folder, so the file means the same from wherever it is run. An unknown
+the file. Relative paths in the file (``db``, ``out``, ``checkpoint_dir``, ``search_space``,
+``jobs_folder``, ``.py`` algorithm files, a ``tensorboard:`` or ``mlflow:`` folder) are relative to
+the file's folder, so the file means the same from wherever it is run. An unknown
 key, a value of the wrong type or a file that is not TOML is one :class:`BenchFileError` naming the
 file and the key.
 """
@@ -33,6 +36,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from laptime.errors import LaptimeError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,7 +46,7 @@ else:  # pragma: no cover - Python 3.10: the tomli backport (a dependency there)
 __all__ = ["KEYS", "BenchFileError", "apply", "load"]
 
 
-class BenchFileError(ValueError):
+class BenchFileError(LaptimeError, ValueError):
     """A benchmark file that cannot be used; the message names the file and the key."""
 
 
@@ -89,6 +93,14 @@ KEYS: dict[str, tuple[str, tuple[str, Any], str | None]] = {
     "force": ("force", _BOOL, None),
     "by": ("by", _choice("auto", "time", "robust", "steps"), None),
     "log": ("log", _STR_OR_STRS, "logs"),
+    "executor": ("executor", _choice("auto", "inline", "local", "ray", "slurm", "slurm-local"), None),
+    "workers": ("workers", _INT, None),
+    "ray_address": ("ray_address", _STR, None),
+    "partition": ("partition", _STR, None),
+    "gpus_per_trial": ("gpus_per_trial", _INT, None),
+    "time_limit": ("time_limit", _NUMBER, "float"),
+    "jobs_folder": ("jobs_folder", _STR, "path"),
+    "claim_lease": ("claim_lease", _NUMBER, "float"),
     "checkpoint": ("no_checkpoint", _BOOL, "not"),
     "checkpoint_dir": ("checkpoint_dir", _STR, "path"),
     "checkpoint_every": ("checkpoint_every", _NUMBER, "float"),

@@ -10,6 +10,13 @@ pytorch-optimizer's versions, and the installed plugins (entry points and their 
 versions). Any change to those gives another fingerprint, so a stale listing is never shown: the
 next ``laptime list`` rebuilds it (slow once) and caches it again. A cache that cannot be written
 (read-only home) only costs the speed.
+
+So that the *first* ``laptime list`` after an install is fast too, the listing of laptime's own
+workloads and algorithms ships with the package (``catalog_builtin.json``, written by
+``python -m laptime.cli.catalog``), stamped with the fingerprint of the sources it was built from.
+It is used when no plugin is installed and the sources still hash to that stamp (a clean install or
+checkout); an edited checkout or a plugin falls back to the cache. A test checks that the shipped
+file matches the registries, so it cannot go stale in a commit unnoticed.
 """
 
 from __future__ import annotations
@@ -50,8 +57,23 @@ def _version(name: str) -> str:
         return "-"
 
 
-def fingerprint() -> str:
-    """sha256 (16 hex digits) of what the listing is made from (see the module docstring)."""
+#: The listing of laptime's own workloads and algorithms, shipped with the package.
+BUILTIN = Path(__file__).with_name("catalog_builtin.json")
+
+
+def _plugins() -> list[str]:
+    """Every installed plugin entry point of :data:`PLUGIN_GROUPS`, with its distribution's version."""
+    found = []
+    for group in PLUGIN_GROUPS:
+        for ep in sorted(metadata.entry_points(group=group), key=lambda e: (e.name, e.value)):
+            dist = getattr(ep, "dist", None)
+            version = f"{dist.name}={dist.version}" if dist is not None else "-"
+            found.append(f"{group}:{ep.name}={ep.value}@{version}")
+    return found
+
+
+def source_fingerprint() -> str:
+    """sha256 (16 hex digits) of laptime's own source files that define the listing."""
     root = Path(__file__).resolve().parents[1]  # the laptime package
     digest = hashlib.sha256(_FORMAT.encode())
     for package in SOURCE_PACKAGES:
@@ -59,17 +81,45 @@ def fingerprint() -> str:
             if path.suffix in (".py", ".json") and "__pycache__" not in path.parts and path.is_file():
                 digest.update(str(path.relative_to(root)).encode() + b"\0")
                 digest.update(path.read_bytes() + b"\0")
-    for name in DISTRIBUTIONS:
-        digest.update(f"{name}={_version(name)}\0".encode())
-    for group in PLUGIN_GROUPS:
-        for ep in sorted(metadata.entry_points(group=group), key=lambda e: (e.name, e.value)):
-            dist = getattr(ep, "dist", None)
-            version = f"{dist.name}={dist.version}" if dist is not None else "-"
-            digest.update(f"{group}:{ep.name}={ep.value}@{version}\0".encode())
     return digest.hexdigest()[:16]
 
 
-def build() -> dict[str, Any]:
+def fingerprint() -> str:
+    """sha256 (16 hex digits) of what the listing is made from (see the module docstring)."""
+    digest = hashlib.sha256(source_fingerprint().encode())
+    for name in DISTRIBUTIONS:
+        digest.update(f"{name}={_version(name)}\0".encode())
+    for plugin in _plugins():
+        digest.update(plugin.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def shipped() -> dict[str, Any] | None:
+    """The shipped listing, when it describes what is installed: no plugins, and the sources it was
+    built from (an edited checkout has others). None otherwise."""
+    if _plugins():
+        return None
+    try:
+        payload = json.loads(BUILTIN.read_text(encoding="utf-8"))
+        if payload.get("format") == _FORMAT and payload.get("sources") == source_fingerprint():
+            return payload["catalog"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    return None
+
+
+def write_builtin() -> Path:
+    """Write :data:`BUILTIN` from the registries (laptime's own entries only)."""
+    from laptime.atomic import atomic_write
+
+    payload = {"format": _FORMAT, "sources": source_fingerprint(), "catalog": build(include_plugins=False)}
+    with atomic_write(BUILTIN, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=1)
+        fh.write("\n")
+    return BUILTIN
+
+
+def build(include_plugins: bool = True) -> dict[str, Any]:
     """The listing, from the registries (imports every workload and algorithm, hence torch)."""
     from laptime.algorithms import default_algorithms
     from laptime.workloads import default_workloads
@@ -82,9 +132,10 @@ def build() -> dict[str, Any]:
              "budget_sec": s.max_allowed_runtime_sec, "eval_period_sec": s.eval_period_time_sec,
              "budget_steps": s.max_allowed_steps, "eval_period_steps": s.eval_period_steps_or_default,
              "step_hint": s.step_hint, "provisional": s.provisional, "calibration": s.calibration}
-            for s in default_workloads().specs()
+            for s in default_workloads(include_entry_points=include_plugins).specs()
         ],
-        "algorithms": [{"name": a.name, "summary": a.summary} for a in default_algorithms().all()],
+        "algorithms": [{"name": a.name, "summary": a.summary}
+                       for a in default_algorithms(include_entry_points=include_plugins).all()],
     }
 
 
@@ -97,7 +148,10 @@ def load() -> dict[str, Any]:
         if cached.get("format") == _FORMAT and cached.get("fingerprint") == key:
             return cached["catalog"]
     except (OSError, ValueError, KeyError, AttributeError):
-        pass  # no cache yet, or an unreadable one: build it
+        pass  # no cache yet, or an unreadable one: the shipped listing, or build it
+    catalog = shipped()
+    if catalog is not None:
+        return catalog
     catalog = build()
     _save(path, {"format": _FORMAT, "fingerprint": key, "catalog": catalog})
     return catalog
@@ -117,3 +171,7 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
             old.unlink(missing_ok=True)
     except OSError:
         pass  # a cache we cannot write only costs speed
+
+
+if __name__ == "__main__":  # python -m laptime.cli.catalog: refresh the shipped listing
+    print(write_builtin())

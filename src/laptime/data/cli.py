@@ -8,16 +8,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from laptime.data.sources import (
-    DataError,
-    check,
-    data_root,
-    dataset_dir,
-    get_source,
-    known_sources,
-    prepare,
-    verify,
-)
+# laptime.data.sources (urllib, hashing, the plugins' datasets) is imported when a data command runs,
+# not when the main CLI builds its parser: `laptime list` does not pay for it
 
 #: The exit code of a user error (bad input, a missing or damaged dataset), as in ``laptime.cli``.
 USAGE_ERROR = 2
@@ -46,21 +38,26 @@ def _log(message: str) -> None:
 
 
 def _list(args: argparse.Namespace) -> None:
-    print(f"data root: {args.root or data_root()}")
-    for name, source in sorted(known_sources().items()):
-        state = check(name, args.root)
+    from laptime.data import sources
+
+    print(f"data root: {args.root or sources.data_root()}")
+    for name, source in sorted(sources.known_sources().items()):
+        state = sources.check(name, args.root)
         print(f"  {name:<16} {_MARKS[state.state]:<8}  {state.directory}  {source.description}")
         if state.state not in ("prepared", "missing"):
             print(f"  {'':<16} {state.detail}; fix: {state.fix}")
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from laptime.data import sources
+
     for name in args.names:
-        get_source(name)  # an unknown name is an error before anything is hashed
-    names = args.names or [name for name in sorted(known_sources()) if dataset_dir(name, args.root).is_dir()]
+        sources.get_source(name)  # an unknown name is an error before anything is hashed
+    names = args.names or [name for name in sorted(sources.known_sources())
+                           if sources.dataset_dir(name, args.root).is_dir()]
     problems = []
     for name in names:
-        state = verify(name, args.root)
+        state = sources.verify(name, args.root)
         if state.state == "prepared":
             print(f"{name}: ok ({state.checked_bytes / 1e6:,.1f} MB hashed) in {state.directory}")
         elif state.state == "stale":
@@ -72,22 +69,24 @@ def _verify(args: argparse.Namespace) -> int:
         else:
             problems.append(f"dataset {name!r} in {state.directory} is damaged: {state.detail}. Fix: {state.fix}")
     if not names:
-        print(f"no prepared dataset in {args.root or data_root()}")
+        print(f"no prepared dataset in {args.root or sources.data_root()}")
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     return USAGE_ERROR if problems else 0
 
 
 def run(args: argparse.Namespace) -> int:
+    from laptime.data import sources
+
     try:
         if args.data_command == "prepare":
-            path = prepare(args.name, source=args.source, root=args.root, force=args.force, log=_log)
+            path = sources.prepare(args.name, source=args.source, root=args.root, force=args.force, log=_log)
             print(f"{args.name}: ready in {path}")
         elif args.data_command == "verify":
             return _verify(args)
         else:
             _list(args)
-    except DataError as exc:
+    except sources.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -19,13 +19,14 @@ from laptime.runner.checkpoint import remove_checkpoint
 from laptime.runner.environment import fingerprint, hardware_info, library_versions, source_hash
 from laptime.runner.threads import DEFAULT_CPU_THREADS, ThreadChoice, apply_threads, choose_threads, usable_cores
 from laptime.workloads import WorkloadRegistry, default_workloads
+from laptime.errors import LaptimeError
 
 
 #: The fields of a stored trial; those a TrialResult also has are copied from it.
 _RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialRecord))
 
 
-class DeviceError(Exception):
+class DeviceError(LaptimeError):
     """The requested device is not available."""
 
 
@@ -71,9 +72,19 @@ def execute_plan(
     progress: Any = None,
     threads: ThreadChoice | str | int | None = None,
     loggers: Sequence[Any] = (),
+    reference_floors: Mapping[str, float] | None = None,
+    save: Callable[[TrialRecord], Any] | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> TrialRecord:
     """Run ``plan`` and store the result (if ``store`` is given). Returns the record.
+
+    ``reference_floors``: for a trial that runs away from the store (``store=None``: a worker
+    process, a Ray task, a Slurm job), the lowest reference cost the store has seen for the plan's
+    workload on each hardware (``{fingerprint: seconds}``, :meth:`ResultsStore.reference_costs`, read
+    by the parent); the entry of the hardware the trial runs on becomes ``TrialOptions.reference_floor``,
+    as the store's own lookup does when ``store`` is given. ``save(record)``: stores the finished
+    record instead of ``store.add_trial`` (an executor's single writer: the trial and the release of
+    its claim in one transaction); trackers end their runs after it, with the trial id.
 
     ``threads``: a :class:`ThreadChoice` made by the caller (an executor makes one per benchmark),
     or a policy for :func:`thread_choice`; it is applied (``torch.set_num_threads``), recorded with
@@ -84,8 +95,11 @@ def execute_plan(
     from the progress hook (outside the timed region) and ended once the trial is stored.
 
     ``checkpoint_dir`` (default: ``options.checkpoint_dir``): checkpoint the trial there as
-    ``<plan key>.pt`` (:mod:`laptime.runner.checkpoint`), so that the same plan run again resumes
-    it; the file is removed once the trial is stored. SIGTERM makes the trial checkpoint and raise
+    ``<plan key>.pt`` (:mod:`laptime.runner.checkpoint`), so that the same plan run again — by any
+    process that sees the folder — resumes it. The file is removed here once the trial is stored
+    (``store`` or ``save``); a trial whose record is handed back to be stored elsewhere leaves it to
+    the writer (:func:`laptime.runner.checkpoint.sweep` once stored), so a death in between loses
+    nothing. SIGTERM makes the trial checkpoint and raise
     :class:`~laptime.runner.checkpoint.TrialPreempted` (nothing is stored).
     """
     device = resolve_device(str(device))
@@ -105,7 +119,9 @@ def execute_plan(
 
     algorithm_hash = source_hash(algorithm.source_files())
     hardware = hardware_info(device)
-    if store is not None and options.robust:  # robust times at the machine's best known speed
+    if options.robust and reference_floors is not None:  # looked up by the parent, which holds the store
+        options = dataclasses.replace(options, reference_floor=reference_floors.get(fingerprint(hardware)))
+    elif store is not None and options.robust:  # robust times at the machine's best known speed
         options = dataclasses.replace(options, reference_floor=store.best_reference_cost(
             workload=spec.name, variant=spec.variant, config=spec.config, workload_version=spec.version,
             hardware_fingerprint=fingerprint(hardware)))
@@ -155,10 +171,12 @@ def execute_plan(
             plan_key=plan_key,
             **measured,
         )
-        if store is not None:
+        if save is not None:
+            record = save(record) or record
+        elif store is not None:
             store.add_trial(run_id, record)
-        if checkpoint_dir is not None:  # stored: a rerun skips the plan (a leftover is swept by laptime bench)
-            remove_checkpoint(checkpoint_dir, plan_key)
+        if checkpoint_dir is not None and (save is not None or store is not None):
+            remove_checkpoint(checkpoint_dir, plan_key)  # stored: a rerun skips the plan (a leftover is swept)
     except BaseException:
         if trial_log is not None:
             trial_log.abort()  # the runs end as killed
