@@ -20,6 +20,9 @@ it left: a temporary ``.part`` file (killed while writing a checkpoint), a check
 plan (killed between storing a trial and removing its checkpoint), a checkpoint (in a trial),
 nothing (start-up, between trials, scoring).
 
+``--racers N`` runs N benchmarks at once on the same database (each killed and started again on
+its own): their plan claims must still get every plan stored exactly once.
+
 ``--processes exec`` (default) starts ``python -m laptime bench ...`` each time; ``--processes fork``
 forks each benchmark from this interpreter with laptime already imported (the same ``laptime``
 command line, run by ``laptime.cli.main.main``), which saves the seconds of imports per start: what
@@ -28,6 +31,7 @@ command line, run by ``laptime.cli.main.main``), which saves the seconds of impo
 
     python benchmarks/fault_injection.py                    # 20 kills, mnist1d x nadamw, adamw
     python benchmarks/fault_injection.py --kills 50 --max-steps 300 --seed 1
+    python benchmarks/fault_injection.py --racers 2 --kills 40
 """
 
 from __future__ import annotations
@@ -265,52 +269,64 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     kills, campaigns, starts, resumes = 0, 0, 0, 0
     places: collections.Counter[str] = collections.Counter()
     kill_delays: list[float] = []
+
+    def launch(db: Path, racer: int) -> dict:
+        """Start one benchmark and draw where it is to be killed (nowhere once the kills are made)."""
+        nonlocal starts
+        starts += 1
+        slot = {"proc": start(args.processes, bench_args(args, db, work / f"report{racer}", checkpoints=True), log),
+                "started": time.monotonic(), "deadline": None, "target": None, "changes": 0, "seen": None}
+        if kills < args.kills:
+            if rng.random() < 0.5:  # after a random share of an uninterrupted run's time
+                slot["deadline"] = slot["started"] + rng.uniform(0.02, 1.0) * duration
+            else:  # a moment after the N-th change seen in the checkpoint folder
+                slot["target"] = rng.randint(1, 12)
+        return slot
+
     while True:
         campaigns += 1
         db = work / f"campaign{campaigns}.sqlite"
         folder = work / f"{db.name}.checkpoints"  # the default: beside the database
-        while True:
-            starts += 1
-            t_start = time.monotonic()
-            proc = start(args.processes, bench_args(args, db, work / "report", checkpoints=True), log)
-            deadline = None  # when to kill: None = let it finish
-            if kills < args.kills:
-                if rng.random() < 0.5:
-                    deadline = t_start + rng.uniform(0.02, 1.0) * duration
-                else:
-                    target, changes, seen = rng.randint(1, 12), 0, None
-                    while proc.poll() is None and changes < target:
-                        state = snapshot(folder)
-                        if state and state != seen:
-                            changes, seen = changes + 1, state
-                        time.sleep(0.002)
-                    deadline = time.monotonic() + rng.uniform(0.0, args.jitter)
-            while proc.poll() is None and (deadline is None or time.monotonic() < deadline):
-                observer.look(db, folder)  # what a reader sees while the benchmark runs
-                time.sleep(args.look_every)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-                kills += 1
-                kill_delays.append(time.monotonic() - t_start)
-                got = observer.look(db, folder, integrity=True)
-                places[landed(set(got), folder)] += 1
-                continue
-            if proc.returncode != 0:
-                raise CheckFailed(f"a benchmark exited with status {proc.returncode}; see {log}")
-            got = observer.look(db, folder, integrity=True)
-            if got != reference:
-                raise CheckFailed(f"campaign {campaigns}: {len(got)} of {len(reference)} plans stored at the end")
-            if folder.exists():
-                raise CheckFailed(f"{folder} left behind")
-            with sqlite3.connect(db) as conn:
-                for (measurement,) in conn.execute("SELECT measurement FROM trials"):
-                    resumes += len(json.loads(measurement or "{}").get("checkpoint", {}).get("resumes", []))
-            break
+        slots = [launch(db, racer) for racer in range(args.racers)]  # racers: benchmarks on one database
+        while any(slot is not None for slot in slots):
+            observer.look(db, folder)  # what a reader sees while the benchmarks run
+            now = time.monotonic()
+            for i, slot in enumerate(slots):
+                if slot is None:
+                    continue
+                proc = slot["proc"]
+                if proc.poll() is not None:
+                    if proc.returncode != 0:
+                        raise CheckFailed(f"a benchmark exited with status {proc.returncode}; see {log}")
+                    slots[i] = None  # finished: this racer is done for the campaign
+                    continue
+                if slot["target"] is not None and slot["deadline"] is None:
+                    state = snapshot(folder)
+                    if state and state != slot["seen"]:
+                        slot["changes"], slot["seen"] = slot["changes"] + 1, state
+                    if slot["changes"] >= slot["target"]:
+                        slot["deadline"] = now + rng.uniform(0.0, args.jitter)
+                if slot["deadline"] is not None and now >= slot["deadline"] and kills < args.kills:
+                    proc.kill()
+                    proc.wait()
+                    kills += 1
+                    kill_delays.append(time.monotonic() - slot["started"])
+                    got = observer.look(db, folder, integrity=True)
+                    places[landed(set(got), folder)] += 1
+                    slots[i] = launch(db, i)  # started again at once
+            time.sleep(args.look_every)
+        got = observer.look(db, folder, integrity=True)
+        if got != reference:
+            raise CheckFailed(f"campaign {campaigns}: {len(got)} of {len(reference)} plans stored at the end")
+        if folder.exists():
+            raise CheckFailed(f"{folder} left behind")
+        with sqlite3.connect(db) as conn:
+            for (measurement,) in conn.execute("SELECT measurement FROM trials"):
+                resumes += len(json.loads(measurement or "{}").get("checkpoint", {}).get("resumes", []))
         if kills >= args.kills:
             break
     return {
-        "kills": kills, "campaigns": campaigns, "processes started": starts, "trial resumes": resumes,
+        "kills": kills, "racers": args.racers, "campaigns": campaigns, "processes started": starts, "trial resumes": resumes,
         "where the kills landed": dict(places.most_common()), "plans per campaign": len(reference),
         "looks while running": observer.looks, "checkpoints loaded while running": observer.checkpoints_loaded,
         "reference wall sec": round(duration, 2),
@@ -338,12 +354,15 @@ def main() -> int:
     parser.add_argument("--jitter", type=float, default=0.05, help="seconds after a checkpoint change (default 0.05)")
     parser.add_argument("--look-every", type=float, default=0.01, help="seconds between looks (default 0.01)")
     parser.add_argument("--processes", choices=("exec", "fork"), default="exec")
+    parser.add_argument("--racers", type=int, default=1,
+                        help="benchmarks run at once on one database, each killed and restarted (default 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="kept when given (default: a temporary folder)")
     args = parser.parse_args()
     args.algorithm = args.algorithm or ["nadamw", "adamw"]
-    if args.kills < 1 or args.max_steps < 2 or args.checkpoint_every_steps < 1 or not args.look_every > 0:
-        parser.error("--kills, --max-steps, --checkpoint-every-steps and --look-every must be positive "
+    if (args.kills < 1 or args.max_steps < 2 or args.checkpoint_every_steps < 1 or not args.look_every > 0
+            or args.racers < 1):
+        parser.error("--kills, --max-steps, --checkpoint-every-steps, --look-every and --racers must be positive "
                      "(--max-steps >= 2)")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="laptime-faults-"))
     work.mkdir(parents=True, exist_ok=True)

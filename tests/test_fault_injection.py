@@ -1,8 +1,8 @@
 """Fault injection through the command line: ``laptime bench`` killed with SIGKILL at 20 random points
 and started again each time stores every plan exactly once with an uninterrupted run's eval
 histories, and at every look (while it runs and after every kill) the database is intact and nothing
-half-written is visible (``benchmarks/fault_injection.py``, here in its quick form; the longer run's
-figures are in docs/benchmarks.md); ``laptime run`` stopped by SIGTERM checkpoints, exits with
+half-written is visible, also with two benchmarks racing on one database (``benchmarks/fault_injection.py``,
+here in its quick form; the longer runs' figures are in docs/benchmarks.md); ``laptime run`` stopped by SIGTERM checkpoints, exits with
 status 75 and resumes; the checkpoint options' bad values are one-line errors."""
 
 from __future__ import annotations
@@ -46,17 +46,19 @@ def history(db: Path) -> dict[str, list]:
     return {t.plan_key: [(e.step, e.metrics) for e in t.evals] for t in trials}
 
 
-def test_bench_killed_at_20_random_points_stores_every_plan_once_with_exact_histories(tmp_path):
+@pytest.mark.parametrize("racers", [1, 2])
+def test_bench_killed_at_20_random_points_stores_every_plan_once_with_exact_histories(racers, tmp_path):
     """benchmarks/fault_injection.py with benchmarks forked from a preloaded interpreter (no imports
-    per start): 20 SIGKILLs at random points of ``laptime bench`` (4 plans), what a reader sees
-    checked while it runs and after every kill; then the files it kept are checked again here."""
+    per start): 20 SIGKILLs at random points of ``laptime bench`` (4 plans) — one benchmark, or two
+    racing on one database (plan claims) — what a reader sees checked while they run and after every
+    kill; then the files it kept are checked again here."""
     work = tmp_path / "work"
     done = subprocess.run([sys.executable, str(SCRIPT), "--processes", "fork", "--kills", "20", "--max-steps", "30",
-                           "--checkpoint-every-steps", "3", "--seed", "20261130", "--workdir", str(work)],
-                          env=env(), capture_output=True, text=True, timeout=900)
+                           "--checkpoint-every-steps", "3", "--racers", str(racers), "--seed", "20261130",
+                           "--workdir", str(work)], env=env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (done.stderr + (work / "benchmarks.log").read_text())[-4000:]
     summary = json.loads(done.stdout)
-    assert summary["kills"] == 20 and summary["processes started"] >= 21
+    assert summary["kills"] == 20 and summary["racers"] == racers and summary["processes started"] >= 20 + racers
     assert summary["trial resumes"] >= 1  # some kills landed in a trial, which then resumed
     assert summary["checkpoints loaded while running"] >= 1 and summary["looks while running"] >= 20
 
