@@ -112,7 +112,7 @@ def harness_loop(workload, algorithm, hp, steps: int, seed: int, robust: bool = 
     try:
         result = run_trial(workload, algorithm, hp, seed,
                            TrialOptions(max_steps=steps, eval_period_sec=1e12, eval_splits=("validation",),
-                                        robust=robust))
+                                        robust=robust, budget_factor=1e9))  # never stopped by the time budget
     finally:
         workload.train_batches = original
     assert result.steps == steps, result
