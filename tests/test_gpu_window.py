@@ -209,3 +209,27 @@ def test_pack_names_an_unprepared_dataset(tmp_path, in_process):
     status, _, err = in_process("pack", "--root", str(tmp_path / "empty"), "--datasets", "ptb", "--out",
                                 str(tmp_path / "c"))
     assert status == 2 and "prepare it first" in err and err.count("\n") == 1
+
+
+def test_pack_carries_wheels_from_pip(small_root, tmp_path, monkeypatch, in_process):
+    """--wheels: pip downloads the pinned wheels (here from a local folder, no network)."""
+    import zipfile
+
+    links = tmp_path / "links"
+    links.mkdir()
+    with zipfile.ZipFile(links / "gwfake-1.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("gwfake/__init__.py", "")
+        wheel.writestr("gwfake-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: gwfake\nVersion: 1.0\n")
+        wheel.writestr("gwfake-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                                      "Tag: py3-none-any\n")
+        wheel.writestr("gwfake-1.0.dist-info/RECORD", "")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    common = ["pack", "--root", str(small_root), "--datasets", "tinyshakespeare", "--wheels"]
+    status, out, _ = in_process(*common, "--out", str(tmp_path / "carry"), "--wheel-packages", "gwfake==1.0")
+    assert status == 0 and "gwfake-1.0-py3-none-any.whl" in out
+    assert (tmp_path / "carry" / "wheels" / "gwfake-1.0-py3-none-any.whl").read_bytes() == \
+        (links / "gwfake-1.0-py3-none-any.whl").read_bytes()
+    assert json.loads((tmp_path / "carry" / "manifest.json").read_text())["wheels"] == ["gwfake-1.0-py3-none-any.whl"]
+    status, _, err = in_process(*common, "--out", str(tmp_path / "c2"), "--wheel-packages", "gwfake==2.0")
+    assert status == 2 and "pip download gwfake==2.0 failed" in err and not (tmp_path / "c2").exists()
