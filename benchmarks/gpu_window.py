@@ -11,7 +11,9 @@ Items, one result each, in this order:
 a. ``smoke/env`` (CUDA clock, synchronize, bf16 autocast, the machine: GPU, driver, torch) and
    ``smoke/trial/<workload>``: a short trial of the reference algorithm on every workload of the suite;
 b. ``speed/<workload>``: the bare PyTorch loop against the harness (``benchmarks/lite.py``'s
-   :func:`speed_row`: ms/step, examples/s, peak memory, GFLOP/step, MFU);
+   :func:`speed_row`: ms/step, examples/s, peak memory, GFLOP/step, MFU), then
+   ``speed_compiled/<workload>``: the same with the model under ``torch.compile`` (inductor;
+   :meth:`laptime.api.Workload.set_compile`), compiled in the untimed warm-up;
 c. ``speedrun/<workload>/<i>``: the CIFAR-10 speedrun recipe (``speedrun_muon`` on
    ``cifar10/base@gpu_webp``) through laptime's runner, the speedrun's whole schedule (step_hint
    steps, no stop at the target), 10 runs: submission time, accuracy plain and with test-time
@@ -91,6 +93,7 @@ class Mode:
     calibration_steps: int | None  # None: the workload's step_hint
     eval_every_steps: int | None  # None: step_hint / 20
     peak_tflops: float
+    compile_backend: str  # torch.compile's backend of the speed_compiled items
     #: static estimates (seconds) by part, before anything of the group was measured
     estimates: dict[str, float]
 
@@ -99,14 +102,15 @@ MODES = {
     "full": Mode("full", "lite_webp", smoke_steps=20, speed_steps=200, speed_repeats=3,
                  speedrun_workload=("cifar10", "base", "gpu_webp"), speedrun_algorithm="speedrun_muon",
                  speedrun_runs=10, speedrun_steps=None, base_seeds=(0, 1, 2), variant_seeds=(0, 1),
-                 calibration_steps=None, eval_every_steps=None, peak_tflops=989.0,
-                 estimates={"smoke/env": 20, "smoke/trial": 40, "speed": 60, "speedrun": 20, "record": 1}),
+                 calibration_steps=None, eval_every_steps=None, peak_tflops=989.0, compile_backend="inductor",
+                 estimates={"smoke/env": 20, "smoke/trial": 40, "speed": 60, "speed_compiled": 120, "speedrun": 20,
+                            "record": 1}),
     "tiny": Mode("tiny", "mnist1d", smoke_steps=3, speed_steps=3, speed_repeats=1,
                  speedrun_workload=("mnist1d", "base", "cpu"), speedrun_algorithm="nadamw", speedrun_runs=2,
                  speedrun_steps=10, base_seeds=(0, 1), variant_seeds=(0,), calibration_steps=10,
-                 eval_every_steps=5, peak_tflops=1.0,
-                 estimates={"smoke/env": 0.5, "smoke/trial": 0.5, "speed": 0.5, "speedrun": 0.5, "record": 0.1,
-                            "calibrate": 0.5}),
+                 eval_every_steps=5, peak_tflops=1.0, compile_backend="eager",
+                 estimates={"smoke/env": 0.5, "smoke/trial": 0.5, "speed": 0.5, "speed_compiled": 0.5, "speedrun": 0.5,
+                            "record": 0.1, "calibrate": 0.5}),
 }
 
 
@@ -214,6 +218,9 @@ class Window:
                               lambda e=entry: self.smoke_trial(e)))
         for entry in self.entries:
             items.append(Item(f"speed/{keys[entry]}", f"speed/{keys[entry]}", "speed", lambda e=entry: self.speed(e)))
+        for entry in self.entries:
+            items.append(Item(f"speed_compiled/{keys[entry]}", f"speed_compiled/{keys[entry]}", "speed_compiled",
+                              lambda e=entry: self.speed(e, compiled=True)))
         run = mode.speedrun_workload
         for i in range(mode.speedrun_runs):
             items.append(Item(f"speedrun/{keys[run]}/run{i}", f"speedrun/{keys[run]}", "speedrun",
@@ -279,11 +286,25 @@ class Window:
         return out
 
     # ----------------------------------------------------------------- b: speed
-    def speed(self, entry) -> dict[str, Any]:
+    def speed(self, entry, compiled: bool = False) -> dict[str, Any]:
+        """lite.py's speed figures; ``compiled``: both loops through torch.compile (Workload.set_compile),
+        compiled in the untimed warm-up (its seconds are in ``compile_seconds``)."""
         from lite import speed_row
 
-        return speed_row(self.workload(entry), self.algorithms, DEFAULT_REFERENCE[0], self.mode.speed_steps,
-                         self.mode.speed_repeats, self.mode.peak_tflops)
+        workload = self.workload(entry)
+        if not compiled:
+            return speed_row(workload, self.algorithms, DEFAULT_REFERENCE[0], self.mode.speed_steps,
+                             self.mode.speed_repeats, self.mode.peak_tflops)
+        workload.set_compile(self.mode.compile_backend)
+        try:
+            started = time.monotonic()
+            workload.warm_up(int(self.algorithms.get(DEFAULT_REFERENCE[0]).get_batch_size(workload.spec.key)))
+            seconds = time.monotonic() - started
+            row = speed_row(workload, self.algorithms, DEFAULT_REFERENCE[0], self.mode.speed_steps,
+                            self.mode.speed_repeats, self.mode.peak_tflops)
+        finally:
+            workload.set_compile(None)  # the instance is shared with the other items
+        return {**row, "compile_backend": self.mode.compile_backend, "compile_seconds": seconds}
 
     # ----------------------------------------------------------------- c: the speedrun
     def speedrun(self, entry, seed: int) -> dict[str, Any]:
@@ -511,8 +532,13 @@ def collect(args: argparse.Namespace) -> int:
         print(f"| {key} | {value['status']} | {json.dumps(figures) if value['status'] == 'done' else value['error']} |")
     print("\n" + SPEED_HEADER)
     for key, value in items.items():
-        if key.startswith("speed/") and value["status"] == "done":
-            print(speed_line(value["result"]))
+        if key.startswith(("speed/", "speed_compiled/")) and value["status"] == "done":
+            line = speed_line(value["result"])
+            if key.startswith("speed_compiled/"):  # the workload column says it
+                backend = value["result"]["compile_backend"]
+                line = line.replace(f"| {value['result']['workload']} |",
+                                    f"| {value['result']['workload']} (compiled, {backend}) |", 1)
+            print(line)
     runs = [v for k, v in items.items() if k.startswith("speedrun/") and v["status"] == "done"]
     if runs:
         print("\n| speedrun run | seed | submission s | validation acc | test acc | validation acc (TTA) | test acc (TTA) |"
