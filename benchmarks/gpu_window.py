@@ -12,7 +12,7 @@ a. ``smoke/env`` (CUDA clock, synchronize, bf16 autocast, the machine: GPU, driv
    ``smoke/trial/<workload>``: a short trial of the reference algorithm on every workload of the suite;
 b. ``speed/<workload>``: the bare PyTorch loop against the harness (``benchmarks/lite.py``'s
    :func:`speed_row`: ms/step, examples/s, peak memory, GFLOP/step, MFU), then
-   ``speed_compiled/<workload>``: the same with the model under ``torch.compile`` (inductor;
+   ``speed_compiled/<workload>`` (base workloads): the same with the model under ``torch.compile`` (inductor;
    :meth:`laptime.api.Workload.set_compile`), compiled in the untimed warm-up;
 c. ``speedrun/<workload>/<i>``: the CIFAR-10 speedrun recipe (``speedrun_muon`` on
    ``cifar10/base@gpu_webp``) through laptime's runner, the speedrun's whole schedule (step_hint
@@ -20,7 +20,7 @@ c. ``speedrun/<workload>/<i>``: the CIFAR-10 speedrun recipe (``speedrun_muon`` 
    augmentation (level 2, computed after the trial on its final model, untimed);
 d. ``calibrate/<workload>/seed<k>``: one calibration run (``laptime.tuning.calibrate``: the
    reference algorithm, ``step_hint`` steps, target off) per (workload, seed) — 3 seeds for every
-   base workload, then 2 for every variant — and ``calibrate/<workload>/record`` once its seeds are
+   provisional base workload, then 2 for every provisional variant — and ``calibrate/<workload>/record`` once its seeds are
    in: the calibration record (:func:`laptime.tuning.calibrate.conclude`).
 
 Every result is written as soon as it exists into ``STATE/state.json`` (atomically: a killed call
@@ -94,6 +94,7 @@ class Mode:
     eval_every_steps: int | None  # None: step_hint / 20
     peak_tflops: float
     compile_backend: str  # torch.compile's backend of the speed_compiled items
+    provisional_only: bool  # calibrate only the workloads whose spec is provisional (not the cpu ones)
     #: static estimates (seconds) by part, before anything of the group was measured
     estimates: dict[str, float]
 
@@ -102,13 +103,13 @@ MODES = {
     "full": Mode("full", "lite_webp", smoke_steps=20, speed_steps=200, speed_repeats=3,
                  speedrun_workload=("cifar10", "base", "gpu_webp"), speedrun_algorithm="speedrun_muon",
                  speedrun_runs=10, speedrun_steps=None, base_seeds=(0, 1, 2), variant_seeds=(0, 1),
-                 calibration_steps=None, eval_every_steps=None, peak_tflops=989.0, compile_backend="inductor",
+                 calibration_steps=None, eval_every_steps=None, peak_tflops=989.0, compile_backend="inductor", provisional_only=True,
                  estimates={"smoke/env": 20, "smoke/trial": 40, "speed": 60, "speed_compiled": 120, "speedrun": 20,
                             "record": 1}),
     "tiny": Mode("tiny", "mnist1d", smoke_steps=3, speed_steps=3, speed_repeats=1,
                  speedrun_workload=("mnist1d", "base", "cpu"), speedrun_algorithm="nadamw", speedrun_runs=2,
                  speedrun_steps=10, base_seeds=(0, 1), variant_seeds=(0,), calibration_steps=10,
-                 eval_every_steps=5, peak_tflops=1.0, compile_backend="eager",
+                 eval_every_steps=5, peak_tflops=1.0, compile_backend="eager", provisional_only=False,
                  estimates={"smoke/env": 0.5, "smoke/trial": 0.5, "speed": 0.5, "speed_compiled": 0.5, "speedrun": 0.5,
                             "record": 0.1, "calibrate": 0.5}),
 }
@@ -218,15 +219,18 @@ class Window:
                               lambda e=entry: self.smoke_trial(e)))
         for entry in self.entries:
             items.append(Item(f"speed/{keys[entry]}", f"speed/{keys[entry]}", "speed", lambda e=entry: self.speed(e)))
-        for entry in self.entries:
+        bases = [e for e in self.entries if e[1] == self.registry.create(*e, device="cpu").variants[0]]
+        for entry in bases:  # compiled: the base workloads (a variant changes little of the graph)
             items.append(Item(f"speed_compiled/{keys[entry]}", f"speed_compiled/{keys[entry]}", "speed_compiled",
                               lambda e=entry: self.speed(e, compiled=True)))
         run = mode.speedrun_workload
         for i in range(mode.speedrun_runs):
             items.append(Item(f"speedrun/{keys[run]}/run{i}", f"speedrun/{keys[run]}", "speedrun",
                               lambda i=i: self.speedrun(run, i)))
-        bases = [e for e in self.entries if e[1] == self.registry.create(*e, device="cpu").variants[0]]
-        variants = [e for e in self.entries if e not in bases]
+        calibrated = [e for e in self.entries
+                      if not mode.provisional_only or self.registry.create(*e, device="cpu").spec.provisional]
+        variants = [e for e in calibrated if e not in bases]
+        bases = [e for e in calibrated if e in bases]
         for entry, seeds in [*((e, mode.base_seeds) for e in bases), *((e, mode.variant_seeds) for e in variants)]:
             group = f"calibrate/{keys[entry]}"
             seed_ids = []
@@ -240,12 +244,13 @@ class Window:
         return items
 
     def _calibration_estimate(self, entry) -> float:
-        """Before a run of the group is measured: ``mode.estimates['calibrate']`` if set, else the
-        spec's time budget (3× a guessed time to target, i.e. about one run of step_hint steps) + 30 s."""
+        """Before a run of the group is measured: ``mode.estimates['calibrate']`` if set, else half the
+        spec's time budget (3× a guessed time to target: step_hint steps take about that, evals
+        included) + 30 s (data, warm-up)."""
         if "calibrate" in self.mode.estimates:
             return self.mode.estimates["calibrate"]
         spec = self.registry.create(*entry, device="cpu").spec
-        return float(spec.max_allowed_runtime_sec) + 30.0
+        return float(spec.max_allowed_runtime_sec) / 2 + 30.0
 
     # ----------------------------------------------------------------- a: smoke
     def smoke_env(self) -> dict[str, Any]:

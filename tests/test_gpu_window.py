@@ -63,7 +63,7 @@ def test_a_window_resumes_skips_what_is_done_and_survives_a_kill(tmp_path, in_pr
     state_dir, out = tmp_path / "state", tmp_path / "out"
     common = ["run", "--device", "cpu", "--tiny", "--state", str(state_dir), "--out", str(out)]
     everything = [item.id for item in gpu_window.Window(gpu_window.MODES["tiny"], "cpu").items()]
-    assert len(everything) == 14 and everything[0] == "smoke/env" and everything[-1].endswith("/record")
+    assert len(everything) == 13 and everything[0] == "smoke/env" and everything[-1].endswith("/record")
 
     # 1. a partial window: three items, written to --state and mirrored to --out
     assert in_process(*common, "--time-limit", "600", "--max-items", "3")[0] == 0
@@ -77,7 +77,7 @@ def test_a_window_resumes_skips_what_is_done_and_survives_a_kill(tmp_path, in_pr
     assert in_process(*common, "--time-limit", "0.01")[0] == 0
     second = _state(state_dir)
     assert second["items"] == first["items"] and second["calls"][-1]["ran"] == []
-    assert len(second["calls"][-1]["deferred"]) == 11
+    assert len(second["calls"][-1]["deferred"]) == 10
     assert "left" in second["calls"][-1]["deferred"][0]["why"]
 
     # 3. killed mid-way: what it wrote is whole, finished items stay finished
@@ -97,7 +97,7 @@ def test_a_window_resumes_skips_what_is_done_and_survives_a_kill(tmp_path, in_pr
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the window finished before it could be killed"
     killed = _state(state_dir)
-    assert 5 <= len(_done(killed)) < 14
+    assert 5 <= len(_done(killed)) < 13
     assert all(killed["items"][k] == first["items"][k] for k in _done(first))
 
     # 4. the rest, in a process of its own: every item done once, none run twice
@@ -117,8 +117,8 @@ def test_a_window_resumes_skips_what_is_done_and_survives_a_kill(tmp_path, in_pr
     records = tmp_path / "records"
     status, report, _ = in_process("collect", "--state", str(state_dir), "--records", str(records))
     assert status == 0 and "| mnist1d/cnn@cpu | 128 |" in report and "2 calibration record(s) written" in report
-    assert "| mnist1d/cnn@cpu (compiled, eager) | 128 |" in report
-    assert final["items"]["speed_compiled/mnist1d/cnn@cpu"]["result"]["compile_seconds"] > 0
+    assert "| mnist1d/base@cpu (compiled, eager) | 128 |" in report
+    assert final["items"]["speed_compiled/mnist1d/base@cpu"]["result"]["compile_seconds"] > 0
     record = json.loads((records / "mnist1d_base_cpu.json").read_text())
     assert record["workload"] == "mnist1d/base@cpu" and [r["seed"] for r in record["seeds"]] == [0, 1]
     assert record["step_hint"] == 10 and "gpu_window.py" in record["command"]
