@@ -1,7 +1,7 @@
 """Raw and robust time to target beside 0, 1, 2 and 4 busy processes.
 
-    python benchmarks/contention.py [--suite smoke] [--loads 0 1 2 4] [--algorithms sgd_nesterov adamw nadamw]
-                                    [--out contention.json]
+    python benchmarks/contention.py [--suite smoke] [--workloads NAME ...] [--loads 0 1 2 4]
+                                    [--algorithms sgd_nesterov adamw nadamw] [--out contention.json]
 
 Every (workload, algorithm) trial of the suite runs once per load level, the load levels
 interleaved trial by trial (so a slow drift of the machine hits every level alike), each trial in
@@ -53,6 +53,8 @@ def main() -> int:
     parser.add_argument("--suite", default="smoke")
     parser.add_argument("--loads", type=int, nargs="+", default=[0, 1, 2, 4])
     parser.add_argument("--algorithms", nargs="+", default=["sgd_nesterov", "adamw", "nadamw"])
+    parser.add_argument("--workloads", nargs="+", default=None, metavar="NAME",
+                        help="only these entries of the suite (workload name, or name/variant@config)")
     parser.add_argument("--out", default=None, help="write every result as JSON here")
     parser.add_argument("--from-json", default=None, metavar="FILE",
                         help="print the table of a JSON file written by --out instead of running the trials")
@@ -65,13 +67,17 @@ def main() -> int:
     from laptime.workloads.suites import get_suite
 
     suite = get_suite(args.suite)
+    entries = [e for e in suite.entries
+               if args.workloads is None or e[0] in args.workloads or f"{e[0]}/{e[1]}@{e[2]}" in args.workloads]
+    if not entries:
+        parser.error(f"no entry of suite {args.suite!r} matches --workloads {' '.join(args.workloads)}")
     results: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "contention.sqlite")
         # one untimed trial first, so that dataset preparation and file caches are out of the way
-        first = suite.entries[0]
+        first = entries[0]
         run_trial(*first, args.algorithms[0], db, 0)
-        for workload, variant, config in suite.entries:
+        for workload, variant, config in entries:
             for algorithm in args.algorithms:
                 for load in args.loads:
                     r = run_trial(workload, variant, config, algorithm, db, load)

@@ -57,6 +57,8 @@ from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from laptime.errors import LaptimeError, UsageError  # noqa: E402 - no torch: bad input is one line, exit 2
+
 STATE_NAME = "state.json"
 LOG_NAME = "log.txt"
 FORMAT = "laptime.gpu_window/1"
@@ -69,10 +71,6 @@ GPU_MISSING_PACKAGES = ("pytorch-optimizer", "mnist1d")
 #: self-tuning defaults) — those of the cpu calibrations (docs/calibration/*_cpu.json).
 REFERENCE = {"cifar10": ("nadamw", {"learning_rate": 0.01})}
 DEFAULT_REFERENCE = ("nadamw", {})
-
-
-class UsageError(Exception):
-    """Bad input: printed as one ``error:`` line, exit status 2."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -724,16 +722,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # lite.py, overhead.py
     try:
         return {"run": run, "plan": plan, "collect": collect, "pack": pack}[args.command](args)
-    except UsageError as exc:
+    except LaptimeError as exc:  # bad input, a dataset not ready, an unknown name: one line
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - laptime's own user errors (unknown dataset, data not ready)
-        from laptime.data.sources import DataError
-
-        if isinstance(exc, DataError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+        return exc.exit_code
 
 
 if __name__ == "__main__":

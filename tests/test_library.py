@@ -81,7 +81,7 @@ def test_update_rule_state_round_trips_through_a_checkpoint(workload, name, tmp_
 
 
 def test_muon_orthogonalises_weight_matrices_and_conv_filters_only(workload):
-    from laptime.algorithms.library.ur_muon import zeropower_via_newtonschulz5
+    from laptime.algorithms.library.muon import zeropower_via_newtonschulz5
 
     _, _, model, state, _, _ = _setup(workload, "muon")
     names = {id(p): n for n, p in model.named_parameters()}

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from laptime.api import Algorithm, ForwardPassMode, LossType, Target, Workload, WorkloadSpec
-from laptime.algorithms.simple import OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 
 
 class ToyWorkload(Workload):

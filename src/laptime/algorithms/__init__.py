@@ -6,7 +6,7 @@ from laptime.algorithms.registry import (
     UnknownAlgorithmError,
     default_algorithms,
 )
-from laptime.algorithms.simple import OptimizerAlgorithm, parameter_groups
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm, parameter_groups
 
 __all__ = [
     "AlgorithmLoadError",

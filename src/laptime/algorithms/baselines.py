@@ -14,7 +14,7 @@ import torch
 
 from laptime.algorithms import schedules
 from laptime.algorithms.nadamw import NAdamW
-from laptime.algorithms.simple import OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 
 SPACES = Path(__file__).parent / "spaces"
 

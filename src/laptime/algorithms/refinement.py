@@ -45,6 +45,7 @@ which :func:`nadamw_refined` does by default (``norm="l1"``). Both norms are rec
 
 from __future__ import annotations
 
+from laptime.errors import UsageError
 import json
 import math
 import os
@@ -193,9 +194,9 @@ def load_grad_norms(path: str | os.PathLike, norm: str = "l2") -> list[float]:
     """The ``norm`` (``"l2"`` or ``"l1"``) sequence of a file written by :meth:`GradNormRecorder.save`."""
     data = json.loads(Path(path).read_text())
     if data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a laptime gradient-norm file (format {data.get('format')!r})")
+        raise UsageError(f"{path}: not a laptime gradient-norm file (format {data.get('format')!r})")
     if norm not in data:
-        raise ValueError(f"{path}: no {norm!r} norms (have {sorted(k for k in data if k in DEFAULT_POWER)})")
+        raise UsageError(f"{path}: no {norm!r} norms (have {sorted(k for k in data if k in DEFAULT_POWER)})")
     return [float(v) for v in data[norm]]
 
 
@@ -299,13 +300,13 @@ def refine(algorithm, path: str | os.PathLike, norm: str = "l1", smoothing: int 
     ``NAME_refined``. ``norm="l1"`` (the paper's choice for Adam-type methods) or ``"l2"`` (its SGD
     result). Horizon, warmup and smoothing as :func:`nadamw_refined`. ``laptime refine`` runs both steps.
     """
-    from laptime.algorithms.simple import OptimizerAlgorithm
+    from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 
     if not isinstance(algorithm, OptimizerAlgorithm):
         raise TypeError(f"{algorithm.name!r} is not an optimizer + schedule algorithm (OptimizerAlgorithm), whose "
                         "schedule refinement could replace")
     if norm not in DEFAULT_POWER:
-        raise ValueError(f"norm must be one of {', '.join(DEFAULT_POWER)}, got {norm!r}")
+        raise UsageError(f"norm must be one of {', '.join(DEFAULT_POWER)}, got {norm!r}")
     norms = load_grad_norms(path, norm)
     return algorithm.with_schedule(
         _refined_factory(norms, DEFAULT_POWER[norm], smoothing), name or f"{algorithm.name}_refined",
@@ -324,7 +325,7 @@ def nadamw_refined(path: str | os.PathLike, norm: str = "l1", smoothing: int | N
     default ``hp.refine_smoothing`` or 5% of the recorded steps, odd) smooths the norms.
     """
     from laptime.algorithms.baselines import BATCH_SIZES, SPACES, _nadamw
-    from laptime.algorithms.simple import OptimizerAlgorithm
+    from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 
     norms = load_grad_norms(path, norm)
     power = DEFAULT_POWER[norm]

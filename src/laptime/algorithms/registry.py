@@ -23,16 +23,17 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from laptime.api import Algorithm
+from laptime.errors import LaptimeError
 
 ENTRY_POINT_GROUP = "laptime.algorithms"
 
 
-class UnknownAlgorithmError(KeyError):
+class UnknownAlgorithmError(LaptimeError, KeyError):
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
         return str(self.args[0])
 
 
-class AlgorithmLoadError(Exception):
+class AlgorithmLoadError(LaptimeError):
     """A user algorithm file or module could not be loaded."""
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from laptime.api.types import Batch, ForwardPassMode, LossType, ParameterType, ShapeTuple
+from laptime.errors import UsageError
 
 Direction = Literal["max", "min"]
 
@@ -130,11 +131,11 @@ class Workload(abc.ABC):
         variant = variant or self.variants[0]
         config = config or self.configs[0]
         if variant not in self.variants:
-            raise ValueError(
+            raise UsageError(
                 f"workload {self.name!r} has no variant {variant!r}; variants: {', '.join(self.variants)}"
             )
         if config not in self.configs:
-            raise ValueError(
+            raise UsageError(
                 f"workload {self.name!r} has no configuration {config!r}; configurations: {', '.join(self.configs)}"
             )
         self.variant = variant
@@ -195,7 +196,7 @@ class Workload(abc.ABC):
         """Make :attr:`step_hint` (what algorithms size their schedules by) ``steps`` for this
         instance; ``None`` restores the spec's. Used by ``laptime calibrate --step-hint``."""
         if steps is not None and int(steps) < 1:
-            raise ValueError("step_hint must be >= 1")
+            raise UsageError("step_hint must be >= 1")
         self._step_hint_override = None if steps is None else int(steps)
 
     @property

@@ -33,6 +33,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from laptime.errors import LaptimeError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,7 +43,7 @@ else:  # pragma: no cover - Python 3.10: the tomli backport (a dependency there)
 __all__ = ["KEYS", "BenchFileError", "apply", "load"]
 
 
-class BenchFileError(ValueError):
+class BenchFileError(LaptimeError, ValueError):
     """A benchmark file that cannot be used; the message names the file and the key."""
 
 

@@ -7,6 +7,7 @@ run's evals, the machine, the versions, the command and the date).
 
 from __future__ import annotations
 
+from laptime.errors import UsageError
 import argparse
 import json
 import math
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace, *, hyperparameters, ensure_data, command: str,
     base = hyperparameters(algorithm, args.hparams)
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and out.is_dir():
-        raise ValueError(f"--out {out} is a directory; give a file name")
+        raise UsageError(f"--out {out} is a directory; give a file name")
     ensure_data([(args.workload, probe.variant, probe.config)], quiet=args.json)
     from laptime.cli.main import _console
 

@@ -23,44 +23,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-USAGE_ERROR = 2
+from laptime.errors import LaptimeError
+
+USAGE_ERROR = 2  # LaptimeError.exit_code of a usage error
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit code 2."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean "bad input", printed without a traceback."""
-    from laptime.algorithms import AlgorithmLoadError, UnknownAlgorithmError
-    from laptime.data.sources import DataError
-    from laptime.execution.plan import DeviceError
-    from laptime.results import StoreError
-    from laptime.scoring import ScoringError
-    from laptime.tuning import SearchSpaceError
-    from laptime.execution import PlanError
-    from laptime.importers.algoperf import AlgoPerfImportError
-    from laptime.report import ReportError
-    from laptime.tuning.rulesets import RulesetError
-    from laptime.workloads import UnknownWorkloadError
-    from laptime.workloads.suites import UnknownSuiteError
-
-    return (CLIError, AlgoPerfImportError, PlanError, ReportError, RulesetError, UnknownSuiteError, AlgorithmLoadError, UnknownAlgorithmError, DataError, DeviceError, StoreError,
-            ScoringError, SearchSpaceError, UnknownWorkloadError, ValueError)
-
-
-def _executor_error() -> type[BaseException]:
-    from laptime.execution import ExecutorError
-
-    return ExecutorError
+class CLIError(LaptimeError):
+    """A user-facing error of the command line itself: printed as one line, exit code 2."""
 
 
 # --------------------------------------------------------------------------- formatting helpers
 
 def _fmt_seconds(value: float | None) -> str:
+    """Seconds as the report writes them (about 3-4 significant digits) with their unit; ``—`` for
+    a target not reached."""
+    from laptime.report.core import fmt_seconds
+
     if value is None or (isinstance(value, float) and math.isinf(value)):
         return "—"
-    return f"{value:.2f} s"
+    return f"{fmt_seconds(value)} s"
 
 
 def _json_safe(value: Any) -> Any:
@@ -1060,14 +1041,11 @@ def _main(argv: Sequence[str] | None) -> int:
         sys.stdout.flush()  # what is still buffered fails here, where a closed pipe is caught, not at exit
         return code
     except BrokenPipeError:
-        raise  # main() ends it quietly (and without importing what _user_errors() imports)
-    except _user_errors() as exc:
+        raise  # main() ends it quietly
+    except LaptimeError as exc:  # bad input or an unusable environment: one line, no traceback
         message = str(exc).strip() or type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
-        return USAGE_ERROR
-    except _executor_error() as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted; nothing half-written was stored", file=sys.stderr)
         return 130

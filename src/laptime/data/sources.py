@@ -52,6 +52,7 @@ from types import MappingProxyType
 
 from laptime.atomic import atomic_write
 from laptime.plugins import load_entry_points, skip_plugin
+from laptime.errors import LaptimeError
 
 #: Seconds to wait on a stalled connection (per blocking socket operation, not for the whole file).
 DOWNLOAD_TIMEOUT_SEC = 30.0
@@ -72,7 +73,7 @@ _STAGING = ".staging-"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class DataError(Exception):
+class DataError(LaptimeError):
     """A dataset is missing, corrupt or could not be fetched. The message is meant for users."""
 
 

@@ -101,6 +101,7 @@ from laptime.runner import TrialOptions
 from laptime.runner.environment import source_hash
 from laptime.runner.threads import ThreadChoice, apply_threads
 from laptime.workloads import WorkloadRegistry, default_workloads
+from laptime.errors import LaptimeError, UsageError
 
 __all__ = [
     "Executor",
@@ -131,7 +132,7 @@ class Executor(Protocol):
 # Errors
 
 
-class PlanError(ValueError):
+class PlanError(LaptimeError, ValueError):
     """Some plans cannot run (unknown workload/variant/configuration/algorithm). Nothing ran.
 
     ``problems`` is a list of ``(index, plan, message)``.
@@ -161,12 +162,14 @@ class PlanFailure:
     exitcode: int | None = None
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(LaptimeError, RuntimeError):
     """Some plans got no record (see the module docstring). Finished trials are stored.
 
     ``failures``: the :class:`PlanFailure` of every plan without a record; ``records``: one entry
     per plan, the record or ``None``.
     """
+
+    exit_code = 1  # not the user's input: some plans got no record
 
     def __init__(self, failures: list[PlanFailure], records: list[TrialRecord | None], detail: str = ""):
         self.failures = failures
@@ -459,17 +462,17 @@ class LocalParallelExecutor:
         loggers: Sequence[Any] = (),
     ):
         if isinstance(devices, str) or not devices:
-            raise ValueError('devices must be a non-empty list, e.g. ["cuda:0", "cuda:1"] or ["cpu", "cpu"]')
+            raise UsageError('devices must be a non-empty list, e.g. ["cuda:0", "cuda:1"] or ["cpu", "cpu"]')
         resolved = [resolve_device(str(d)) for d in devices]
         types = sorted({d.type for d in resolved})
         if len(types) > 1:
-            raise ValueError(
+            raise UsageError(
                 f"devices {list(map(str, devices))} mix device types ({', '.join(types)}); a trial's plan key "
                 "includes the device type, so one executor must use one type"
             )
         path = store_path.path if isinstance(store_path, ResultsStore) else str(store_path)
         if str(path) == ":memory:" or (isinstance(store_path, ResultsStore) and store_path.memory):
-            raise ValueError("LocalParallelExecutor needs a results file: an in-memory store cannot be shared "
+            raise UsageError("LocalParallelExecutor needs a results file: an in-memory store cannot be shared "
                              "between processes")
         self.store = store_path
         self.store_file = os.fspath(path)
@@ -491,7 +494,7 @@ class LocalParallelExecutor:
         self.retry_failed = retry_failed
         self.loggers = parse_loggers(loggers)  # picklable specs: the trackers run in the workers
         if threads_per_worker is not None and threads_per_worker < 1:
-            raise ValueError("threads_per_worker must be >= 1")
+            raise UsageError("threads_per_worker must be >= 1")
         # one choice for every worker, made here: "auto" shares the usable cores among the workers
         self.thread_choice = thread_choice(self.devices[0], threads if threads_per_worker is None else threads_per_worker,
                                            workers=len(self.devices))

@@ -17,13 +17,14 @@ from laptime.runner import TrialOptions, run_trial
 from laptime.runner.environment import fingerprint, hardware_info, library_versions, source_hash
 from laptime.runner.threads import DEFAULT_CPU_THREADS, ThreadChoice, apply_threads, choose_threads, usable_cores
 from laptime.workloads import WorkloadRegistry, default_workloads
+from laptime.errors import LaptimeError
 
 
 #: The fields of a stored trial; those a TrialResult also has are copied from it.
 _RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialRecord))
 
 
-class DeviceError(Exception):
+class DeviceError(LaptimeError):
     """The requested device is not available."""
 
 

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from laptime.records import EvalRecord, Outcome, TrialRecord
+from laptime.errors import LaptimeError
 
 __all__ = [
     "AlgoPerfImportError",
@@ -100,7 +101,7 @@ SELF_TUNING_BUDGET_FACTOR_LATER = 1.5
 HARDWARE_FINGERPRINT = "imported from AlgoPerf logs"
 
 
-class AlgoPerfImportError(ValueError):
+class AlgoPerfImportError(LaptimeError, ValueError):
     """Bad input to the importer (no such folder, no tree, a bad targets file): one line for the user."""
 
 

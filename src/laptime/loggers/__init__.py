@@ -41,6 +41,7 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
+from laptime.errors import LaptimeError
 
 __all__ = [
     "KINDS",
@@ -63,7 +64,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class LoggerError(ValueError):
+class LoggerError(LaptimeError, ValueError):
     """A ``--log`` value that cannot be used (unknown kind, missing package, unusable target)."""
 
 

@@ -18,11 +18,12 @@ from typing import Any
 from laptime.atomic import atomic_write
 from laptime.records import TrialRecord
 from laptime.scoring import ScoreReport, check_comparable, score_records
+from laptime.errors import LaptimeError
 
 __all__ = ["Report", "ReportError", "build_report"]
 
 
-class ReportError(ValueError):
+class ReportError(LaptimeError, ValueError):
     """Nothing to report (no trials and no score), or bad arguments."""
 
 

@@ -8,7 +8,6 @@ workload and variant names, hyperparameters, hardware descriptions, error text) 
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections import Counter, defaultdict
@@ -32,7 +31,7 @@ from laptime.report.core import (
     trial_choice_text,
     unit_label,
 )
-from laptime.report.plots import (COINCIDENT_OFFSET_PX, PALETTE, CurveSeries, coincident_profiles, curves_svg,
+from laptime.report.plots import (COINCIDENT_OFFSET_PX, PALETTE, CurveSeries, coincident_profiles, curves_svg, esc,
                                   identical_curves, profile_svg)
 from laptime.scoring import workload_key
 
@@ -42,8 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["render_html", "algorithm_colors"]
 
 
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def algorithm_colors(report: Report) -> dict[str, str]:

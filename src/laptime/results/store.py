@@ -67,6 +67,7 @@ from laptime.results.schema import (
     TRIAL_JSON_COLUMNS,
     TRIAL_NAN_COLUMNS,
 )
+from laptime.errors import LaptimeError
 
 __all__ = ["SCHEMA_VERSION", "ResultsStore", "StoreError", "default_store_path"]
 
@@ -80,7 +81,7 @@ _TABLES = ("trials", "evals")
 _FILTERS = ("workload", "variant", "algorithm", "run_id", "outcome", "plan_key")
 
 
-class StoreError(Exception):
+class StoreError(LaptimeError):
     """A results-store problem worth showing to the user as is (bad file, version, missing id)."""
 
 

@@ -20,6 +20,7 @@ So the policy is explicit and recorded with every trial:
 
 from __future__ import annotations
 
+from laptime.errors import UsageError
 import dataclasses
 import math
 import os
@@ -118,9 +119,9 @@ def parse_policy(value: str | int | None) -> str | int:
         try:
             n = int(text)
         except ValueError:
-            raise ValueError(f"threads must be 'auto' or a positive integer, got {value!r}") from None
+            raise UsageError(f"threads must be 'auto' or a positive integer, got {value!r}") from None
     if n < 1:
-        raise ValueError(f"threads must be 'auto' or a positive integer, got {value!r}")
+        raise UsageError(f"threads must be 'auto' or a positive integer, got {value!r}")
     return n
 
 

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 
 from laptime.api import Algorithm, Hyperparameters, TrainingComplete, Workload
+from laptime.errors import UsageError
 from laptime.records import EvalRecord, Outcome
 from laptime.runner.clock import DeviceClock
 from laptime.runner.contention import ContentionMonitor
@@ -105,23 +106,23 @@ class TrialOptions:
 
     def __post_init__(self) -> None:
         if self.budget_factor <= 0:
-            raise ValueError("budget_factor must be > 0")
+            raise UsageError("budget_factor must be > 0")
         if self.budget not in BUDGET_MODES:
-            raise ValueError(f"budget must be one of {', '.join(BUDGET_MODES)}, got {self.budget!r}")
+            raise UsageError(f"budget must be one of {', '.join(BUDGET_MODES)}, got {self.budget!r}")
         if not 0 < self.probe_overhead < 1:
-            raise ValueError("probe_overhead must be in (0, 1)")
+            raise UsageError("probe_overhead must be in (0, 1)")
         if self.time_cap_factor is not None and self.time_cap_factor <= 0:
-            raise ValueError("time_cap_factor must be > 0")
+            raise UsageError("time_cap_factor must be > 0")
         if self.eval_every_steps is not None and self.eval_every_steps < 1:
-            raise ValueError("eval_every_steps must be >= 1")
+            raise UsageError("eval_every_steps must be >= 1")
         if self.eval_period_sec is not None and self.eval_period_sec <= 0:
-            raise ValueError("eval_period_sec must be > 0")
+            raise UsageError("eval_period_sec must be > 0")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError("max_steps must be >= 1")
+            raise UsageError("max_steps must be >= 1")
         if self.check_loss_every < 1:
-            raise ValueError("check_loss_every must be >= 1")
+            raise UsageError("check_loss_every must be >= 1")
         if self.batch_size is not None and (isinstance(self.batch_size, bool) or int(self.batch_size) < 1):
-            raise ValueError("batch_size must be >= 1")
+            raise UsageError("batch_size must be >= 1")
 
 
 @dataclasses.dataclass

@@ -40,7 +40,7 @@ from laptime.scoring.core import (
     variants_from_workloads,
     workload_key,
 )
-from laptime.scoring.report import REQUIRED_CSV_COLUMNS, ScoreReport, read_times_csv, score_records, score_table
+from laptime.scoring.leaderboard import REQUIRED_CSV_COLUMNS, ScoreReport, read_times_csv, score_records, score_table
 
 __all__ = [
     "COLUMNS",

@@ -37,6 +37,7 @@ from typing import Any, Union
 import numpy as np
 
 from laptime.records import Outcome, TrialRecord
+from laptime.errors import LaptimeError
 
 __all__ = [
     "COLUMNS",
@@ -88,7 +89,7 @@ RANK_TIE_TOL = 1e-12
 TRIAL_CHOICES = ("fastest", "algoperf")
 
 
-class ScoringError(ValueError):
+class ScoringError(LaptimeError, ValueError):
     """Bad input to scoring (malformed rows or files, incomparable trials, bad parameters)."""
 
 
@@ -143,7 +144,7 @@ def _clean_value(value: Any, what: str, where: str) -> float:
     if math.isnan(v):
         raise ScoringError(f"{where}: {what} is NaN")
     if v < 0:
-        raise ScoringError(f"{where}: {what} {v!r} is negative")
+        raise ScoringError(f"{where}: {what} {value!r} is negative")
     return v
 
 

@@ -34,12 +34,13 @@ from typing import Any
 
 from laptime.api import Algorithm, Target, Workload
 from laptime.records import EvalRecord, Outcome
+from laptime.errors import LaptimeError
 
 #: The runner's budget is switched off during calibration by multiplying it by this.
 _NO_BUDGET = 1e9
 
 
-class CalibrationError(ValueError):
+class CalibrationError(LaptimeError, ValueError):
     """Bad calibration settings, or runs that produced nothing to calibrate from."""
 
 

@@ -55,6 +55,7 @@ from typing import Any, ClassVar, Union
 
 from laptime.records import TrialPlan
 from laptime.tuning.search_space import SearchSpace
+from laptime.errors import LaptimeError
 
 __all__ = [
     "RULESETS",
@@ -74,7 +75,7 @@ __all__ = [
 SEED_LIMIT = 2**31
 
 
-class RulesetError(ValueError):
+class RulesetError(LaptimeError, ValueError):
     """A ruleset is misconfigured, or cannot be applied to the given workloads/algorithms."""
 
 

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 import numpy as np
+from laptime.errors import LaptimeError
 
 __all__ = [
     "Choice",
@@ -82,7 +83,7 @@ _RANGE_EXAMPLE = '{"min": 1e-4, "max": 1e-2, "scaling": "log"}'
 _CHOICE_EXAMPLE = '{"feasible_points": [0.1, 0.2]}'
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(LaptimeError, ValueError):
     """A search space or hyperparameter point is malformed.
 
     ``source`` is the file (or ``"inline JSON"``) the problem came from, or ``None``;

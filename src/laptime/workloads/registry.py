@@ -15,11 +15,12 @@ from importlib.metadata import entry_points
 import torch
 
 from laptime.api import Workload, WorkloadSpec
+from laptime.errors import LaptimeError
 
 ENTRY_POINT_GROUP = "laptime.workloads"
 
 
-class UnknownWorkloadError(KeyError):
+class UnknownWorkloadError(LaptimeError, KeyError):
     """No workload of that name. The message lists the known names and a close match."""
 
     def __init__(self, name: str, known: Iterable[str]):

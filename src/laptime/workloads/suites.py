@@ -22,11 +22,12 @@ from __future__ import annotations
 import dataclasses
 
 from laptime.plugins import load_entry_points, skip_plugin
+from laptime.errors import LaptimeError
 
 ENTRY_POINT_GROUP = "laptime.suites"
 
 
-class UnknownSuiteError(KeyError):
+class UnknownSuiteError(LaptimeError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
 

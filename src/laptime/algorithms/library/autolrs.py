@@ -51,7 +51,7 @@ import torch
 from laptime.algorithms import schedules
 from laptime.algorithms.baselines import BATCH_SIZES, SPACES, _betas
 from laptime.algorithms.nadamw import NAdamW
-from laptime.algorithms.simple import OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 
 WARMUP, EXPLORE, EXPLOIT = "warmup", "explore", "exploit"
 #: RBF length scale and observation noise (both in the GP's units: x in [0, 1], standardised y).

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from laptime.algorithms.baselines import _ADAM_DEFAULTS, BATCH_SIZES, SPACES, _nadamw, warmup_then_decay
-from laptime.algorithms.simple import OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 from laptime.api import ForwardPassMode
 
 

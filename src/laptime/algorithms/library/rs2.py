@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from laptime.algorithms.baselines import _ADAM_DEFAULTS, BATCH_SIZES, SPACES, _nadamw, warmup_then_decay
-from laptime.algorithms.simple import OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 
 
 def subset_fraction(hp) -> float:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from laptime.algorithms import schedules
 from laptime.algorithms.baselines import BATCH_SIZES, SPACES, _nadamw
-from laptime.algorithms.simple import OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 from laptime.api import Algorithm
 
 _HERE = Path(__file__)

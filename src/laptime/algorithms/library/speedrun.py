@@ -5,7 +5,7 @@ trains; only its batch size may depend on the workload's name, as AlgoPerf allow
 
 * batch 2,000 (250 on ``cifar10@cpu``, whose subset has only 10,000 images), the **summed** loss
   (not the mean) with label smoothing 0.2;
-* Muon (:class:`~laptime.algorithms.library.ur_muon.MuonWithAdamW`'s Muon groups: Nesterov momentum
+* Muon (:class:`~laptime.algorithms.library.muon.MuonWithAdamW`'s Muon groups: Nesterov momentum
   0.6, 3 Newton–Schulz steps, lr 0.24, no weight decay) on conv filters and hidden weight matrices
   (the parameters :meth:`MuonAlgorithm.is_muon_parameter` picks). As in airbench, each filter
   tensor is first rescaled to norm ``sqrt(out_channels)`` (``normalize_filters``), so the
@@ -35,10 +35,10 @@ from pathlib import Path
 import torch
 
 from laptime.algorithms.baselines import SPACES
-from laptime.algorithms.library import ur_muon
-from laptime.algorithms.library.ur_muon import MuonAlgorithm, MuonWithAdamW
+from laptime.algorithms.library import muon
+from laptime.algorithms.library.muon import MuonAlgorithm, MuonWithAdamW
 from laptime.algorithms.schedules import warmup_decay
-from laptime.algorithms.simple import OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 from laptime.api import ForwardPassMode, ParameterType
 
 BATCH_SIZES = {"cifar10@cpu": 250, "default": 2000}
@@ -83,7 +83,7 @@ class SpeedrunMuon(OptimizerAlgorithm):
                     "reuses the library's Muon",
             search_space=SPACES / "speedrun_muon.json",
             self_tuning_defaults=DEFAULTS,
-            extra_sources=[Path(__file__), Path(ur_muon.__file__)],
+            extra_sources=[Path(__file__), Path(muon.__file__)],
         )
 
     @staticmethod

@@ -5,10 +5,10 @@ Most are a library optimizer (``torch.optim`` or ``pytorch_optimizer``) inside
 cosine decay to zero at ``step_hint``). Those that need more than one optimizer step per
 ``update_params`` call, an eval-time weight swap or their own code live in ``ur_*.py``:
 
-* ``ur_muon.py`` — Muon (own Newton–Schulz implementation) + AdamW for the rest;
-* ``ur_schedule_free.py`` — schedule-free AdamW, switching weights in ``prepare_for_eval``;
-* ``ur_sam.py`` — sharpness-aware minimisation (two forward/backward passes per step);
-* ``ur_sophia.py`` — Sophia with Hutchinson Hessian estimates, reproducible across checkpoints.
+* ``muon.py`` — Muon (own Newton–Schulz implementation) + AdamW for the rest;
+* ``schedule_free.py`` — schedule-free AdamW, switching weights in ``prepare_for_eval``;
+* ``sam.py`` — sharpness-aware minimisation (two forward/backward passes per step);
+* ``sophia.py`` — Sophia with Hutchinson Hessian estimates, reproducible across checkpoints.
 
 Each has a search space in ``spaces/<name>.json`` and self-tuning defaults (checked on
 ``mnist1d/cnn`` by ``tests/test_library.py``).
@@ -22,7 +22,7 @@ import pytorch_optimizer
 import torch
 
 from laptime.algorithms.baselines import BATCH_SIZES, SPACES, warmup_then_decay
-from laptime.algorithms.simple import OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 from laptime.api import Algorithm
 
 
@@ -89,10 +89,10 @@ _SCHED = {"warmup_factor": 0.05, "decay": "cosine"}
 
 def update_rule_algorithms() -> list[Algorithm]:
     """Fresh instances of the library's update rules."""
-    from laptime.algorithms.library.ur_muon import MuonAlgorithm
-    from laptime.algorithms.library.ur_sam import SAMAlgorithm
-    from laptime.algorithms.library.ur_schedule_free import ScheduleFreeAdamWAlgorithm
-    from laptime.algorithms.library.ur_sophia import SophiaAlgorithm
+    from laptime.algorithms.library.muon import MuonAlgorithm
+    from laptime.algorithms.library.sam import SAMAlgorithm
+    from laptime.algorithms.library.schedule_free import ScheduleFreeAdamWAlgorithm
+    from laptime.algorithms.library.sophia import SophiaAlgorithm
 
     return [
         _alg("lamb", _lamb,

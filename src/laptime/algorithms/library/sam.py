@@ -15,7 +15,7 @@ import pytorch_optimizer
 import torch
 
 from laptime.algorithms.baselines import BATCH_SIZES, SPACES, warmup_then_decay
-from laptime.algorithms.simple import OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 
 
 def _sam_adamw(groups, hp):

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from laptime.algorithms.baselines import BATCH_SIZES, SPACES, warmup_then_decay
-from laptime.algorithms.simple import _NO_DECAY, OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import _NO_DECAY, OptimizerAlgorithm
 from laptime.api import ParameterType
 
 _MUON_TYPES = {

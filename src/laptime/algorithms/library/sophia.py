@@ -19,7 +19,7 @@ import torch
 from torch.nn.attention import SDPBackend
 
 from laptime.algorithms.baselines import BATCH_SIZES, SPACES, warmup_then_decay
-from laptime.algorithms.simple import OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 
 _NEVER = 1 << 40  # SophiaH's own (global-RNG) Hessian schedule is never used: estimates are passed in
 

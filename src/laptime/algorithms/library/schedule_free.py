@@ -17,7 +17,7 @@ import pytorch_optimizer
 
 from laptime.algorithms import schedules
 from laptime.algorithms.baselines import BATCH_SIZES, SPACES
-from laptime.algorithms.simple import OptimizerAlgorithm
+from laptime.algorithms.optimizer_algorithm import OptimizerAlgorithm
 
 
 class ScheduleFreeAdamWAlgorithm(OptimizerAlgorithm):

@@ -33,6 +33,8 @@ from laptime.scoring.core import (
     _check_tau_points,
     _check_trial_choice,
     _clean_index,
+    _clean_int,
+    _clean_value,
 )
 
 __all__ = ["REQUIRED_CSV_COLUMNS", "read_times_csv", "ScoreReport", "score_table", "score_records"]
@@ -45,31 +47,15 @@ _INF_WORDS = {"", "inf", "+inf", "infinity", "+infinity"}
 
 
 def _parse_value(text: str, column: str, line: int, path: str) -> float:
+    """A cell of a value column: ``inf``/``Infinity``/empty = a miss, else the scoring core's check."""
     t = text.strip()
     if t.lower() in _INF_WORDS:
         return math.inf
-    try:
-        v = float(t)
-    except ValueError:
-        raise ScoringError(f"{path}, line {line}: {column} {text!r} is not a number") from None
-    if math.isnan(v):
-        raise ScoringError(f"{path}, line {line}: {column} is NaN")
-    if v < 0:
-        raise ScoringError(f"{path}, line {line}: {column} {text!r} is negative")
-    return v
+    return _clean_value(t, column, f"{path}, line {line}")
 
 
 def _parse_int(text: str, column: str, line: int, path: str) -> int:
-    t = text.strip()
-    if t == "":
-        return 0
-    try:
-        f = float(t)
-    except ValueError:
-        f = math.nan
-    if not f.is_integer():
-        raise ScoringError(f"{path}, line {line}: {column} {text!r} is not an integer")
-    return int(f)
+    return _clean_int(text.strip(), column, f"{path}, line {line}", 0)
 
 
 def _parse_optional(text: str, column: str, line: int, path: str) -> float | None:
