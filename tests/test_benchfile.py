@@ -100,6 +100,26 @@ def test_options_and_paths(tmp_path):
     assert benchfile.load(config) == {"device": "cuda:0,cuda:1", "algorithm": ["adamw"], "threads": "2"}
 
 
+def test_where_trials_run(tmp_path):
+    tmp_path = tmp_path.resolve()
+    config = write(tmp_path / "b.toml", """\
+        executor = "slurm"
+        workers = 8
+        partition = "gpu"
+        gpus_per_trial = 1
+        time_limit = 30
+        jobs_folder = "jobs"        # relative to this file
+        claim_lease = 90
+        """)
+    assert benchfile.load(config) == {"executor": "slurm", "workers": 8, "partition": "gpu", "gpus_per_trial": 1,
+                                      "time_limit": 30.0, "jobs_folder": str(tmp_path / "jobs"), "claim_lease": 90.0}
+    write(config, 'executor = "ray"\nray_address = "head:6379"\n')
+    assert benchfile.load(config) == {"executor": "ray", "ray_address": "head:6379"}
+    write(config, 'executor = "cluster"\n')
+    with pytest.raises(BenchFileError, match="executor must be one of 'auto', 'inline', 'local', 'ray', 'slurm'"):
+        benchfile.load(config)
+
+
 @pytest.mark.parametrize("text, message", [
     ('sute = "mnist1d"\n', "unknown key 'sute' (did you mean 'suite'?)"),
     ('colour = "red"\n', "unknown key 'colour'; known keys: suite, algorithms"),

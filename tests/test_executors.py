@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import signal
 import time
 
@@ -226,3 +227,46 @@ def test_parallel_worker_that_cannot_start(tmp_path):
 
 def test_toy_workload_is_still_the_base():  # the crash workload must not change the toy
     assert toy_workloads().get_class("toy") is ToyWorkload
+
+
+# ---- one writer ------------------------------------------------------------------------------------
+
+
+def test_a_record_pickles(tmp_path):
+    import pickle
+
+    record = inline(tmp_path / "r.sqlite").run([plan(0)])[0]
+    again = pickle.loads(pickle.dumps(record))
+    assert again == record and again.outcome is Outcome(record.outcome) and again.evals == record.evals
+
+
+def test_parallel_workers_never_open_the_store(tmp_path, monkeypatch):
+    from toys import workloads_without_store
+
+    monkeypatch.setenv("LAPTIME_TEST_PARENT_PID", str(os.getpid()))  # in the workers SQLite refuses to open
+    db = tmp_path / "r.sqlite"
+    with ResultsStore(db) as store:
+        run_id = store.start_run("test")
+    with deadline(90):
+        records = parallel(db, run_id=run_id, workloads_factory=workloads_without_store).run([plan(s) for s in range(3)])
+    assert count(db) == 3 and {r.run_id for r in records} == {run_id}
+    with ResultsStore(db) as store:
+        stored = {t.trial_id: t.plan_key for t in store.trials()}  # ids in completion order, not plan order
+        assert {r.trial_id: r.plan_key for r in records} == stored and [r.seed for r in records] == [0, 1, 2]
+        assert store.claims() == []
+
+
+def test_workers_get_the_reference_floor_from_the_parent(tmp_path):
+    db = tmp_path / "r.sqlite"
+    with deadline(90):
+        first = parallel(db, devices=["cpu"]).run([plan(0)])[0]
+    own = first.measurement["probes"]["own_reference_sec"]
+    assert first.reference_cost == pytest.approx(own)
+    # the store has seen this workload run ten times faster on this hardware: the next trial is converted at that
+    # cost, which only the parent could read (the worker has no store)
+    with ResultsStore(db) as store:
+        store.add_trial(None, dataclasses.replace(first, reference_cost=own / 10, evals=[], plan_key="elsewhere"))
+    with deadline(90):
+        again = parallel(db, devices=["cpu"], resume=False).run([plan(0)])[0]
+    assert again.reference_cost == pytest.approx(own / 10)
+    assert again.measurement["probes"]["own_reference_sec"] > own / 10

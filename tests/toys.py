@@ -213,3 +213,49 @@ def train_briefly(workload, steps, lr, batch_size, seed=0, eval_every=None):
     if eval_every is not None:
         return before, evals
     return before, workload.evaluate_split(model, None, "validation")
+
+
+class MeetingWorkload(ToyWorkload):
+    """Holds its process's first trial until ``$LAPTIME_TEST_MEET`` (a folder) holds a mark from
+    ``$LAPTIME_TEST_MEET_COUNT`` processes (default 2), so that trials of several benchmarks surely
+    run at the same time (at most 120 s)."""
+
+    name = "toy_meet"
+
+    def train_batches(self, global_batch_size, seed):
+        import os
+        import time
+        from pathlib import Path
+
+        folder = os.environ.get("LAPTIME_TEST_MEET")
+        mark = Path(folder) / f"{os.getpid()}" if folder else None
+        if mark is not None and not mark.exists():
+            mark.write_text(str(seed))
+            deadline = time.monotonic() + 120
+            while len(list(Path(folder).iterdir())) < int(os.environ.get("LAPTIME_TEST_MEET_COUNT", "2")) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+        yield from super().train_batches(global_batch_size, seed)
+
+
+def meeting_workloads():
+    """``toy``, ``toy_crash`` and ``toy_meet`` (a picklable ``workloads_factory``)."""
+    from laptime.workloads import WorkloadRegistry
+
+    return WorkloadRegistry([ToyWorkload, CrashingWorkload, MeetingWorkload])
+
+
+def workloads_without_store():
+    """``toy`` workloads; in any process but ``$LAPTIME_TEST_PARENT_PID`` (a worker process, a Ray task,
+    a Slurm job) SQLite cannot be opened any more, so a worker that opens the results store fails."""
+    import os
+
+    parent = os.environ.get("LAPTIME_TEST_PARENT_PID")
+    if parent and int(parent) != os.getpid():
+        import sqlite3
+
+        def refuse(*args, **kwargs):
+            raise RuntimeError("a worker opened an SQLite database (the results store is the parent's)")
+
+        sqlite3.connect = refuse
+    return toy_workloads()

@@ -14,12 +14,14 @@ A study is a file in a repository::
     db = "results.sqlite"
     out = "report"
     log = ["tensorboard:runs"]
+    executor = "local"              # or inline, ray, slurm, slurm-local
+    workers = 2
 
 Every key is the long option of ``laptime bench`` with ``_`` for ``-`` (:data:`KEYS`), except
 ``algorithms`` (``--algorithm``, a list), ``devices`` (``--device``, a list or a comma-separated
 string), ``log`` (``--log``, a list) and the booleans ``robust`` and ``resume`` (``--no-robust``,
 ``--no-resume``). Options given on the command line override the file. Relative paths in the file
-(``db``, ``out``, ``search_space``, ``.py`` algorithm files, a ``tensorboard:`` or ``mlflow:`` folder)
+(``db``, ``out``, ``search_space``, ``jobs_folder``, ``.py`` algorithm files, a ``tensorboard:`` or ``mlflow:`` folder)
 are relative to the file's folder, so the file means the same from wherever it is run. An unknown
 key, a value of the wrong type or a file that is not TOML is one :class:`BenchFileError` naming the
 file and the key.
@@ -90,6 +92,14 @@ KEYS: dict[str, tuple[str, tuple[str, Any], str | None]] = {
     "force": ("force", _BOOL, None),
     "by": ("by", _choice("auto", "time", "robust", "steps"), None),
     "log": ("log", _STR_OR_STRS, "logs"),
+    "executor": ("executor", _choice("auto", "inline", "local", "ray", "slurm", "slurm-local"), None),
+    "workers": ("workers", _INT, None),
+    "ray_address": ("ray_address", _STR, None),
+    "partition": ("partition", _STR, None),
+    "gpus_per_trial": ("gpus_per_trial", _INT, None),
+    "time_limit": ("time_limit", _NUMBER, "float"),
+    "jobs_folder": ("jobs_folder", _STR, "path"),
+    "claim_lease": ("claim_lease", _NUMBER, "float"),
 }
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

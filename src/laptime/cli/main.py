@@ -11,7 +11,6 @@ completed). A reader that goes away (``laptime list | head``) ends the command q
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import os
 import json
@@ -23,6 +22,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# the benchmark room (laptime.benchmark: no torch) holds what `laptime bench` does; these names stay
+# here for the other commands and for callers of this module
+from laptime.benchmark.core import BASELINES
+from laptime.benchmark.core import COLUMNS as _COLUMNS
+from laptime.benchmark.core import EXECUTORS as EXECUTOR_CHOICES
+from laptime.benchmark.core import budget_mode_for as _budget_mode
+from laptime.benchmark.core import contention_warning
+from laptime.benchmark.core import score_column as _score_column
+from laptime.benchmark.core import write_report as _write_report
 from laptime.errors import LaptimeError
 
 USAGE_ERROR = 2  # LaptimeError.exit_code of a usage error
@@ -364,14 +372,9 @@ def _check_batch_size(value: int | None) -> None:
 def _ensure_data(entries, quiet: bool = False) -> None:
     """Make every dataset the (workload, variant, config) entries read ready before anything is
     timed or stored. Instances are asked, since a configuration may pick its data source."""
-    from laptime.data.sources import ensure
-    from laptime.workloads import default_workloads
+    from laptime.benchmark.core import ensure_data
 
-    registry = default_workloads()
-    datasets = {d for name, variant, config in entries for d in registry.create(name, variant, config).datasets}
-    log = None if quiet else (lambda message: print(message, file=sys.stderr))
-    for dataset in sorted(datasets):
-        ensure(dataset, log=log)
+    ensure_data(entries, log=None if quiet else (lambda message: print(message, file=sys.stderr)))
 
 
 def _command_line(argv: Sequence[str]) -> str:
@@ -490,165 +493,53 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- bench
 
-BASELINES = ("sgd_nesterov", "adamw", "nadamw")
-#: ``--by`` choices: raw submission time to target (AlgoPerf's rule, for dedicated hardware), the
-#: contention-robust time, or steps to target (exact in step-budget mode).
-_COLUMNS = {"time": "time_to_target", "robust": "robust_time_to_target", "steps": "steps_to_target"}
-
-
-def _budget_mode(choice: str, device) -> str:
-    """``auto``: a step budget on the CPU (the verdict does not depend on the machine's load), the
-    time budget on CUDA (AlgoPerf's rule, for a dedicated GPU)."""
-    if choice != "auto":
-        return choice
-    return "steps" if getattr(device, "type", str(device)) == "cpu" else "time"
-
-
-def _score_column(by: str, budget_mode: str) -> str:
-    """``--by auto``: robust time in step-budget mode, raw time in time-budget mode."""
-    if by == "auto":
-        return _COLUMNS["robust" if budget_mode == "steps" else "time"]
-    return _COLUMNS[by]
+def _bench_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``laptime bench``'s options as :func:`laptime.benchmark.prepare`'s arguments."""
+    explicit_db = getattr(args, "db", None) or os.environ.get("LAPTIME_DB")
+    return dict(
+        ruleset=args.ruleset, studies=args.studies, trials=args.trials, budget_factor=args.budget_factor,
+        seed=args.seed, device=args.device, executor=args.executor, workers=args.workers,
+        db=_db_path(args) if explicit_db else None, out=args.out, budget=args.budget, threads=args.threads,
+        max_steps=args.max_steps, robust=not args.no_robust, batch_size=args.batch_size,
+        search_space=args.search_space, resume=not args.no_resume, retry_failed=args.retry_failed,
+        force=args.force, by=args.by, baseline=args.baseline, bootstrap=args.bootstrap,
+        timing_noise=args.timing_noise, log=getattr(args, "log", None) or (), claim_lease=args.claim_lease,
+        ray_address=args.ray_address, partition=args.partition, gpus_per_trial=args.gpus_per_trial,
+        time_limit=args.time_limit, jobs_folder=args.jobs_folder, command=args.command_line, quiet=args.json,
+        bench_file=getattr(args, "bench_file", None))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from laptime.algorithms import default_algorithms
-    from laptime.execution import InlineExecutor, LocalParallelExecutor, resolve_device
-    from laptime.results import ResultsStore
-    from laptime.runner import TrialOptions
-    from laptime.runner.progress import bench_progress
-    from laptime.execution.plan import thread_choice
-    from laptime.runner.threads import parse_policy
-    from laptime.scoring import score_records
-    from laptime.algorithms.registry import unique_names
-    from laptime.tuning.rulesets import ExternalTuning, SelfTuning, algorithm_entry, plan_trials
-    from laptime.workloads.suites import get_suite
+    """Argument parsing and printing around :func:`laptime.benchmark.prepare` / ``Benchmark.run``."""
+    from laptime.benchmark import prepare
 
     if getattr(args, "config", None):
         _apply_bench_file(args)  # the file's options, under those given on the command line
-    suite = get_suite(args.suite)
-    registry = default_algorithms()
-    _check_batch_size(args.batch_size)
-    # leaderboard rows are by name: files sharing one (every AlgoPerf submission.py) are told apart
-    resolved = unique_names([(name, registry.resolve(name)) for name in args.algorithm or list(BASELINES)])
-    names = [name for name, _ in resolved]
-    if args.search_space and len(resolved) != 1:
-        raise CLIError("--search-space sets one algorithm's search space: give a single --algorithm (or put a "
-                       "tuning_search_space.json beside each submission)")
-    # only external tuning reads search spaces: under self-tuning a missing space file is no error
-    entries = [algorithm_entry(name, algorithm, with_space=args.ruleset == "external") for name, algorithm in resolved]
-    if args.search_space:
-        entries = [(name, _search_space(None, args.search_space), defaults) for name, _, defaults in entries]
-    if args.ruleset == "external":
-        studies = args.studies if args.studies is not None else 3
-        ruleset = ExternalTuning(studies=studies, trials=args.trials)
-    else:
-        studies = args.studies if args.studies is not None else 1
-        ruleset = SelfTuning(budget_factor=args.budget_factor, studies=studies)
-    devices = [d.strip() for d in (args.device or suite.device).split(",") if d.strip()]
-    if not devices:
-        raise CLIError("--device needs at least one device")
-    resolved = [resolve_device(device) for device in devices]
-    budget_mode = _budget_mode(args.budget, resolved[0])
-    column = _score_column(args.by, budget_mode)
-    threads = parse_policy(args.threads) if args.threads is not None else None
-    plans = [dataclasses.replace(plan, budget_mode=budget_mode, batch_size=args.batch_size)
-             for plan in plan_trials(ruleset, list(suite.entries), entries, seed=args.seed)]
-    options = TrialOptions(max_steps=args.max_steps, robust=not args.no_robust)
-    loggers = _loggers(args)
-    db_path = _db_path(args)
-    _ensure_data(suite.entries, quiet=args.json)
-    out_dir = Path(args.out)
+    benchmark = prepare(args.suite, args.algorithm, **_bench_options(args))
     console = _console()
-    with ResultsStore(db_path) as store:
-        common = dict(options=options, resume=not args.no_resume, retry_failed=args.retry_failed, threads=threads,
-                      loggers=loggers)
-        if len(devices) == 1:
-            executor = InlineExecutor(store, device=devices[0], **common)
-            choice = thread_choice(resolved[0], threads)
-        else:
-            executor = LocalParallelExecutor(str(db_path), devices=devices, **common)
-            choice = executor.thread_choice
-        meta = {"kind": "bench", "suite": suite.name, "ruleset": args.ruleset, "algorithms": names,
-                "studies": studies, "trials": args.trials, "seed": args.seed, "devices": devices,
-                "budget_mode": budget_mode, "score_column": column, "threads": choice.as_dict()}
-        run_id = store.start_run(args.command_line, meta)
-        if getattr(args, "bench_file", None):
-            store.update_run_meta(run_id, {"bench_file": args.bench_file})  # what the file set, for the record
-        executor.run_id = run_id
-        if not args.json:
-            budget_text = "step budgets" if budget_mode == "steps" else "time budgets"
-            console.print(f"[bold]laptime bench[/bold]: suite [cyan]{suite.name}[/cyan] "
-                          f"({len(suite.entries)} workloads) × {len(names)} algorithms, ruleset {args.ruleset} "
-                          f"→ {len(plans)} trials on {', '.join(devices)} ({budget_text}, {choice.threads} "
-                          f"thread(s) per trial); results in {db_path}")
-            if loggers:
-                console.print("logging each trial to " + ", ".join(str(spec) for spec in loggers))
+
+    def announce(b, run_id: int) -> None:
         if args.json:
-            records = executor.run(plans)
-        else:
-            with bench_progress(len(plans), run_id=run_id) as progress:
-                if isinstance(executor, InlineExecutor):
-                    executor.progress_factory = progress.trial_progress
-                records = executor.run(plans, on_result=progress.on_result)
-        store.update_run_meta(run_id, {"trial_ids": [r.trial_id for r in records]})
-        records = [store.get_trial(r.trial_id) for r in records]  # with their eval histories
-    score = score_records(records, force=args.force, baseline=args.baseline, n_bootstrap=args.bootstrap, seed=0,
-                          column=column, timing_noise=args.timing_noise)
-    html_path, md_path = _write_report(records, score, out_dir, f"laptime bench — suite {suite.name}, "
-                                                                 f"{args.ruleset} ruleset")
-    warning = contention_warning(records, column)
+            return
+        budget_text = "step budgets" if b.budget_mode == "steps" else "time budgets"
+        where = ", ".join(b.devices) + ("" if b.executor_kind in ("inline", "local") else f" via {b.executor_kind}")
+        console.print(f"[bold]laptime bench[/bold]: suite [cyan]{b.suite.name}[/cyan] "
+                      f"({len(b.suite.entries)} workloads) × {len(b.algorithms)} algorithms, ruleset {b.ruleset} "
+                      f"→ {len(b.plans)} trials on {where} ({budget_text}, {b.thread_choice.threads} "
+                      f"thread(s) per trial); results in {b.db}")
+        if b.loggers:
+            console.print("logging each trial to " + ", ".join(str(spec) for spec in b.loggers))
+
+    result = benchmark.run(progress=not args.json, on_start=announce)
+    html_path, md_path = result.report_paths
     if args.json:
-        out = json.loads(score.to_json())
-        out.update(report=str(html_path), markdown=str(md_path), db=str(db_path), run_id=run_id,
-                   trials=len(records), budget_mode=budget_mode,
-                   contaminated=sum(r.contaminated for r in records), warning=warning,
-                   outcomes={o: sum(r.outcome.value == o for r in records) for o in
-                             sorted({r.outcome.value for r in records})})
-        print(json.dumps(out, indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
         return 0
-    _print_leaderboard(console, score, records)
-    if warning:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+    _print_leaderboard(console, result.score, result.trials)
+    if result.warning:
+        console.print(f"[yellow]warning:[/yellow] {result.warning}")
     console.print(f"report: [bold]{html_path}[/bold]  (markdown: {md_path})")
     return 0
-
-
-def contention_warning(records, column: str) -> str | None:
-    """One line when some trials ran on a busy machine: how many, what was seen, what it means for
-    the score's column. None when every trial ran undisturbed."""
-    bad = [r for r in records if r.contaminated]
-    if not bad:
-        return None
-    others = [r.contention["other_cores"] for r in bad if r.contention.get("other_cores") is not None]
-    inflation = [r.contention["inflation"] for r in bad if r.contention.get("inflation") is not None]
-    seen = []
-    if others:
-        seen.append(f"other processes kept up to {max(others):.1f} core(s) busy")
-    if inflation:
-        seen.append(f"raw submission times up to {max(inflation):+.0%} over the robust estimate")
-    detail = "; ".join(seen) or "see the report's trial table"
-    text = (f"{len(bad)} of {len(records)} trials ran on a busy machine ({detail}). ")
-    if column == "time_to_target":
-        text += ("This leaderboard scores RAW submission time, which that load inflates: rerun on a quiet "
-                 "machine, or score the robust time (--by robust) or steps (--by steps).")
-    elif column == "robust_time_to_target":
-        text += "This leaderboard scores the robust time, which discounts that load"
-        text += "; steps and outcomes are exact (step budgets)." if all(r.budget_mode == "steps" for r in records) \
-            else "; with time budgets the load may still have cut trials short: prefer --budget steps."
-    else:
-        text += "This leaderboard scores steps, which the load does not change" + (
-            "." if all(r.budget_mode == "steps" for r in records) else
-            " (but with time budgets it may have cut trials short: prefer --budget steps).")
-    return text
-
-
-def _write_report(records, score, out_dir: Path, title: str) -> tuple[Path, Path]:
-    from laptime.report import build_report
-
-    report = build_report(records, score, title=title)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return report.write_html(out_dir / "report.html"), report.write_markdown(out_dir / "report.md")
 
 
 def _print_leaderboard(console, score, records) -> None:
@@ -811,6 +702,12 @@ def _apply_bench_file(args: argparse.Namespace) -> None:
 _DB_HELP = ("results database (default: $LAPTIME_DB, else ~/.local/share/laptime/results.sqlite); the folder of "
             "a --db or $LAPTIME_DB must exist")
 
+_EXECUTOR_HELP = ("where trials run: auto (default: inline for one device, else one worker process per device), "
+                  "inline, local (worker processes), ray (one Ray task per trial; pip install \"laptime[ray]\"), "
+                  "slurm (one Slurm job per trial through submitit; pip install \"laptime[slurm]\"), slurm-local "
+                  "(submitit's local executor: the Slurm path on this machine). Whatever runs the trials, this "
+                  "process alone writes the database; see docs/cluster.md")
+
 _BY_HELP = ("what the leaderboard scores: raw submission time to target (time; AlgoPerf's rule, for a dedicated "
             "machine), the contention-robust time (robust) or steps (steps); default auto: robust with step "
             "budgets, raw time with time budgets")
@@ -924,6 +821,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None,
                    help="device, or a comma-separated list for one worker process per device (cuda:0,cuda:1); "
                         "default: the suite's (cpu for smoke/cpu/mnist1d/lite_cpu, cuda for lite/lite_webp)")
+    p.add_argument("--executor", choices=EXECUTOR_CHOICES, default="auto", help=_EXECUTOR_HELP)
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="local: N worker processes on the one device given; ray, slurm: at most N trials at once "
+                        "(default: as many as the cluster schedules; slurm-local: one per core)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="--executor ray: the cluster to join (ray://HOST:10001 or HOST:6379; default $RAY_ADDRESS, a "
+                        "cluster started on this machine, else a local one for this benchmark)")
+    p.add_argument("--partition", metavar="P", help="--executor slurm: the Slurm partition")
+    p.add_argument("--gpus-per-trial", type=int, metavar="N",
+                   help="--executor ray/slurm: GPUs each trial asks for (default 1 with --device cuda, else 0)")
+    p.add_argument("--time-limit", type=float, metavar="MIN",
+                   help="--executor slurm: minutes per job (default 60)")
+    p.add_argument("--jobs-folder", metavar="DIR",
+                   help="--executor slurm: submitit's folder for job pickles and logs, on a file system the nodes "
+                        "share (default: laptime-jobs beside the database)")
+    p.add_argument("--claim-lease", type=float, metavar="SECONDS",
+                   help="another benchmark on the same database takes over a plan whose claim was not renewed for "
+                        "this long (default 60; the claim is renewed every SECONDS/4 while the plan runs)")
     p.add_argument("--db", help=_DB_HELP)
     p.add_argument("--out", default="laptime-report", help="folder for report.html and report.md")
     p.add_argument("--baseline", default=None, help="algorithm to report speedups against")

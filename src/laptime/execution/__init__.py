@@ -5,10 +5,15 @@ configuration, algorithm, hyperparameter point, seed, ruleset/study/trial positi
 factor). :func:`execute_plan` resolves the names, runs the timed trial (:mod:`laptime.runner`),
 describes the environment, and writes one :class:`~laptime.records.TrialRecord` to the results
 store in a single transaction. Executors (:mod:`laptime.execution.executors`) run many plans:
-inline, or one process per device; a cluster executor only has to provide ``run(plans)``.
+inline, one process per device, one Ray task (:mod:`laptime.execution.ray_executor`) or one Slurm
+job through submitit (:mod:`laptime.execution.slurm_executor`) per trial; wherever trials run, the
+calling process alone writes the store and claims each plan first (:mod:`laptime.execution.book`).
+The Ray and Slurm executors are imported from their modules (they need ``laptime[ray]`` /
+``laptime[slurm]``).
 """
 
 from laptime.execution.executors import (
+    EngineError,
     Executor,
     ExecutorError,
     InlineExecutor,
@@ -21,6 +26,7 @@ from laptime.execution.plan import DeviceError, TrialPlan, execute_plan, resolve
 
 __all__ = [
     "DeviceError",
+    "EngineError",
     "Executor",
     "ExecutorError",
     "InlineExecutor",

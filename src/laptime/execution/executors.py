@@ -11,9 +11,15 @@ It runs every :class:`~laptime.execution.plan.TrialPlan` (each one a call of
 store, and returns the records **in the order of** ``plans``. ``on_result(plan, record)`` is called
 in the calling process once per plan as soon as its record is known (in completion order, which
 for a parallel executor is not the plan order), with the plan object exactly as it was passed in.
-That is the whole interface between planning (:mod:`laptime.tuning.rulesets`) and execution: a
-Ray or Slurm executor only has to implement ``run`` with the same meaning (validate up front,
-resume by plan key, store, return records) and nothing in the rulesets or scoring changes.
+That is the whole interface between planning (:mod:`laptime.tuning.rulesets`) and execution:
+nothing in the rulesets or scoring knows where a trial ran.
+
+**One writer.** Only the calling process writes the results store
+(:class:`~laptime.execution.book.PlanBook`): workers, Ray tasks and Slurm jobs run
+``execute_plan(store=None)`` and hand the record back (a :class:`~laptime.records.TrialRecord`
+pickles), with the reference-cost floor the parent read for them (``reference_floors``).
+**Claims.** Before a plan runs, the parent claims it in the results store, so that two
+benchmarks on one file never run a plan twice (see :mod:`laptime.execution.book`).
 
 Executors here
 --------------
@@ -25,20 +31,22 @@ Both take ``loggers`` (:class:`~laptime.loggers.LoggerSpec` s or ``--log`` strin
 that runs gets one run in each tracker, fed from its progress hook -- in this process for the
 inline executor, in the worker process for the parallel one (the specs are picklable and part of
 what each worker is given). Trackers are checked (package installed, shared folder or experiment
-created) before anything runs.
+created) before anything runs. A worker does not know the trial id the parent will give the
+record, so its trackers' runs carry the plan key (as every run does) but not the trial id.
 :class:`LocalParallelExecutor`
     One worker **process** per entry of ``devices`` (``["cuda:0", "cuda:1"]``, or
     ``["cpu", "cpu"]``), started with the ``spawn`` method. The parent hands out plans one at a
     time to idle workers (each worker has its own pipe, so no lock is shared between workers);
-    each worker opens its own :class:`~laptime.results.ResultsStore` on the same SQLite file
-    (WAL mode: several writers queue up), runs ``execute_plan`` on its device and sends back only
-    the new trial id; the parent reloads the record from the store for ``on_result`` and the
-    return value. Every worker applies one :class:`~laptime.runner.threads.ThreadChoice`, made by
+    each worker runs ``execute_plan`` on its device without a store and sends the record back
+    through its pipe; the parent stores it. Every worker applies one
+    :class:`~laptime.runner.threads.ThreadChoice`, made by
     the parent from the ``threads`` policy (default for CPU trials: 1 thread per worker; ``"auto"``
     shares the usable cores among the workers, minus those other processes keep busy), so that
     workers do not oversubscribe the CPU. The thread count is part of the stored hardware
     fingerprint and of the plan key, so trials run with another count are other trials. Workers
     ignore SIGINT: on Ctrl-C the parent terminates them.
+:class:`~laptime.execution.ray_executor.RayExecutor`, :class:`~laptime.execution.slurm_executor.SlurmExecutor`
+    One Ray task or one Slurm job (through submitit) per trial (:mod:`laptime.execution.jobs`).
 
 Common behaviour
 ----------------
@@ -50,7 +58,8 @@ Common behaviour
   and ``variant="base"`` are one trial with one plan key.
 * **Resume.** With ``resume=True`` (the default) a plan whose key (:func:`plan_key_for`) is
   already in the store is not run again: its latest stored record is returned (and passed to
-  ``on_result``). Every outcome counts as finished -- ``reached``, ``budget``, ``complete``,
+  ``on_result``); so is the record of a plan another benchmark was running (its claim) once that
+  one stores it. Every outcome counts as finished -- ``reached``, ``budget``, ``complete``,
   ``diverged`` and ``failed`` are results of the plan -- unless ``retry_failed=True``, which
   re-runs plans whose stored outcome is ``failed``. Within one call, identical plans (same key)
   are run once and share the record when ``resume=True``; with ``resume=False`` every plan runs.
@@ -65,8 +74,9 @@ Common behaviour
     it was running is reported as lost (not stored, not retried in this call -- it may kill the
     next worker too), a replacement worker is started on the same device, and the other plans
     go on;
-  - an exception raised by ``execute_plan`` in a worker (e.g. the store cannot be written) stops
-    the hand-out of new plans; plans already running finish;
+  - an exception raised by ``execute_plan`` in a worker (e.g. the device cannot be used) stops
+    the hand-out of new plans; plans already running finish; a record that cannot be stored
+    raises at once (nothing else would be stored either);
   - a worker that fails while starting (a factory raises, the store cannot be opened) aborts
     the run at once.
 
@@ -84,8 +94,8 @@ import multiprocessing
 import os
 import pickle
 import signal
+import time
 import traceback
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing import connection as mp_connection
 from typing import Any, Protocol, runtime_checkable
@@ -93,9 +103,10 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from laptime.algorithms import AlgorithmRegistry, default_algorithms
+from laptime.execution.book import DEFAULT_LEASE_S, PlanBook, stored_record
 from laptime.execution.plan import TrialPlan, execute_plan, resolve_device, thread_choice
 from laptime.loggers import check_loggers, parse_loggers
-from laptime.records import Outcome, TrialRecord
+from laptime.records import TrialRecord
 from laptime.results import ResultsStore
 from laptime.runner import TrialOptions
 from laptime.runner.environment import source_hash
@@ -104,6 +115,7 @@ from laptime.workloads import WorkloadRegistry, default_workloads
 from laptime.errors import LaptimeError, UsageError
 
 __all__ = [
+    "EngineError",
     "Executor",
     "ExecutorError",
     "InlineExecutor",
@@ -148,6 +160,11 @@ class PlanError(LaptimeError, ValueError):
         super().__init__(
             f"{len(problems)} of {total} plan(s) cannot run, so nothing was run:\n" + "\n".join(lines)
         )
+
+
+class EngineError(UsageError):
+    """An executor's engine is missing or cannot be used as asked (Ray or submitit not installed, a
+    device or thread count it cannot honour). Raised before anything runs."""
 
 
 @dataclasses.dataclass
@@ -283,12 +300,47 @@ def _prepare(plans: Sequence[TrialPlan], device: torch.device, resolver: _Resolv
     return prepared
 
 
-def _stored(store: ResultsStore, key: str, retry_failed: bool) -> TrialRecord | None:
-    """The stored record that makes ``key`` finished, or None."""
-    record = store.find_by_plan_key(key)
-    if record is None or (retry_failed and record.outcome == Outcome.FAILED):
-        return None
-    return record
+_stored = stored_record  # the older name
+
+
+def reference_floors(store: ResultsStore, resolver: _Resolver, plan: TrialPlan) -> dict[str, float]:
+    """The lowest reference cost per hardware fingerprint for ``plan``'s workload, read by the parent
+    for a trial that runs without the store (see :func:`~laptime.execution.plan.execute_plan`)."""
+    spec = resolver.spec(plan)
+    return store.reference_costs(workload=spec.name, variant=spec.variant, config=spec.config,
+                                 workload_version=spec.version)
+
+
+def _book(store: ResultsStore, plans, prepared, executor: Any, on_result: OnResult | None) -> PlanBook:
+    return PlanBook(store, plans, prepared, run_id=executor.run_id, resume=executor.resume,
+                    retry_failed=executor.retry_failed, on_result=on_result, claims=executor.claims,
+                    lease=executor.claim_lease, describe=_describe)
+
+
+def _failures_of_duplicates(book: PlanBook, failures: list[PlanFailure]) -> None:
+    """Duplicates share their first plan's record, or its failure."""
+    for index, first in book.duplicates():
+        if book.records[first] is None:
+            first_failure = next((f for f in failures if f.index == first), None)
+            if first_failure is None:
+                continue
+            failures.append(dataclasses.replace(first_failure, index=index, plan=book.plans[index],
+                                                message=f"same plan as plan {first}: {first_failure.message}"))
+
+
+def _set_common(executor: Any, store_path: Any, *, run_id, options, workloads_factory, algorithms_factory, resume,
+                retry_failed, loggers, claims, claim_lease) -> None:
+    """The attributes every executor has (see the module docstring), from its common arguments."""
+    executor.store = store_path
+    executor.run_id = run_id
+    executor.options = options
+    executor.workloads_factory = workloads_factory or default_workloads
+    executor.algorithms_factory = algorithms_factory or default_algorithms
+    executor.resume = resume
+    executor.retry_failed = retry_failed
+    executor.loggers = parse_loggers(loggers)  # picklable specs: the trackers run where the trial runs
+    executor.claims = claims
+    executor.claim_lease = claim_lease
 
 
 @contextlib.contextmanager
@@ -305,11 +357,6 @@ def _log_result(plan: TrialPlan, record: TrialRecord, note: str = "") -> None:
                 record.steps, record.submission_time, note)
 
 
-def _call(on_result: OnResult | None, plan: TrialPlan, record: TrialRecord) -> None:
-    if on_result is not None:
-        on_result(plan, record)
-
-
 # --------------------------------------------------------------------------------------------
 # Inline
 
@@ -318,6 +365,7 @@ class InlineExecutor:
     """Runs plans one after the other in this process (see the module docstring).
 
     ``store_path``: a results file, or an open :class:`ResultsStore` (used as is, not closed).
+    ``claims``/``claim_lease``: see :mod:`laptime.execution.book` (seconds).
     """
 
     def __init__(
@@ -334,18 +382,15 @@ class InlineExecutor:
         retry_failed: bool = False,
         threads: str | int | None = None,
         loggers: Sequence[Any] = (),
+        claims: bool = True,
+        claim_lease: float = DEFAULT_LEASE_S,
     ):
-        self.store = store_path
+        _set_common(self, store_path, run_id=run_id, options=options, workloads_factory=workloads_factory,
+                    algorithms_factory=algorithms_factory, resume=resume, retry_failed=retry_failed, loggers=loggers,
+                    claims=claims, claim_lease=claim_lease)
         self.device = resolve_device(str(device))
-        self.loggers = parse_loggers(loggers)
         self.threads = threads  # policy; the choice is made once per run()
-        self.run_id = run_id
-        self.options = options
-        self.workloads_factory = workloads_factory or default_workloads
-        self.algorithms_factory = algorithms_factory or default_algorithms
         self.progress_factory = progress_factory
-        self.resume = resume
-        self.retry_failed = retry_failed
 
     def run(self, plans: Sequence[TrialPlan], *, on_result: OnResult | None = None) -> list[TrialRecord]:
         plans = list(plans)
@@ -357,58 +402,67 @@ class InlineExecutor:
         self.thread_choice = choice
         prepared = _prepare(plans, self.device, _Resolver(workloads, algorithms), choice.threads)
         check_loggers(self.loggers)
-        records: list[TrialRecord] = []
         with _open_store(self.store) as store:
-            for original, (plan, key) in zip(plans, prepared):
-                # Looked up right before running: also sees trials stored meanwhile by other processes
-                # and earlier identical plans of this call.
-                record = _stored(store, key, self.retry_failed) if self.resume else None
-                if record is not None:
-                    _log_result(plan, record, " (already stored: skipped)")
-                else:
+            book = _book(store, plans, prepared, self, on_result)
+            try:
+                while book.pending:
+                    index = book.next()  # stored plans are resolved on the way
+                    if index is None:  # the rest is being run by another benchmark
+                        time.sleep(min(book.wait_time(), 5.0))
+                        continue
+                    plan = prepared[index][0]
                     progress = self.progress_factory() if self.progress_factory is not None else None
-                    record = execute_plan(plan, device=self.device, store=store, run_id=self.run_id,
-                                          workloads=workloads, algorithms=algorithms, options=self.options,
-                                          progress=progress, threads=choice, loggers=self.loggers)
+                    try:
+                        # the lookup of the reference floor stays in execute_plan: this process holds the store
+                        record = execute_plan(plan, device=self.device, store=store, run_id=self.run_id,
+                                              workloads=workloads, algorithms=algorithms, options=self.options,
+                                              progress=progress, threads=choice, loggers=self.loggers,
+                                              save=lambda r, i=index: book.store_record(i, r))
+                    except BaseException:
+                        book.lost(index)
+                        raise
                     _log_result(plan, record)
-                records.append(record)
-                _call(on_result, original, record)
-        return records
+                    book.resolve(index, record)
+                book.duplicates()
+            finally:
+                book.close()
+        return book.records  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------------
 # Local parallel: one process per device
 
 
-def _worker_main(conn, device: str, store_path: str, run_id: int | None, options: TrialOptions | None,
+def _worker_main(conn, device: str, run_id: int | None, options: TrialOptions | None,
                  workloads_factory, algorithms_factory, threads: ThreadChoice, loggers: tuple = ()) -> None:
-    """A worker process: set up, say "ready", then run each plan the parent sends until None."""
+    """A worker process: set up, say "ready", then run each plan the parent sends until None.
+
+    It never opens the results store: each record goes back through the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     try:
         apply_threads(threads)
         workloads = workloads_factory()
         algorithms = algorithms_factory()
-        store = ResultsStore(store_path)
     except BaseException:  # noqa: BLE001 - reported to the parent, which aborts the run
         conn.send(("setup_error", traceback.format_exc()))
         return
-    with store:
-        conn.send(("ready",))
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):  # the parent is gone
-                return
-            if message is None:
-                return
-            _, index, plan = message
-            try:
-                record = execute_plan(plan, device=device, store=store, run_id=run_id, workloads=workloads,
-                                      algorithms=algorithms, options=options, threads=threads, loggers=loggers)
-            except Exception:  # noqa: BLE001 - reported to the parent
-                conn.send(("error", index, traceback.format_exc()))
-                continue
-            conn.send(("done", index, record.trial_id))
+    conn.send(("ready",))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if message is None:
+            return
+        _, index, plan, floors = message
+        try:
+            record = execute_plan(plan, device=device, store=None, run_id=run_id, workloads=workloads,
+                                  algorithms=algorithms, options=options, threads=threads, loggers=loggers,
+                                  reference_floors=floors)
+        except Exception:  # noqa: BLE001 - reported to the parent
+            conn.send(("error", index, traceback.format_exc()))
+            continue
+        conn.send(("done", index, record))
 
 
 @dataclasses.dataclass
@@ -437,13 +491,13 @@ def _exit_description(code: int | None) -> str:
 
 
 class LocalParallelExecutor:
-    """One worker process per device, all writing to one results file (see the module docstring).
+    """One worker process per device; the parent alone writes the results file (see the module docstring).
 
     ``store_path``: a results file, or an open file-backed :class:`ResultsStore` (the parent uses
-    it; workers open the same path). ``devices``: one entry per worker, all of one type.
+    it). ``devices``: one entry per worker, all of one type.
     ``workloads_factory``/``algorithms_factory`` must be picklable (module-level functions):
     workers call them. ``threads``: the thread policy (see above); ``threads_per_worker`` is the
-    older spelling of an integer policy.
+    older spelling of an integer policy. ``claims``/``claim_lease``: see :mod:`laptime.execution.book`.
     """
 
     def __init__(
@@ -460,6 +514,8 @@ class LocalParallelExecutor:
         threads_per_worker: int | None = None,
         threads: str | int | None = None,
         loggers: Sequence[Any] = (),
+        claims: bool = True,
+        claim_lease: float = DEFAULT_LEASE_S,
     ):
         if isinstance(devices, str) or not devices:
             raise UsageError('devices must be a non-empty list, e.g. ["cuda:0", "cuda:1"] or ["cpu", "cpu"]')
@@ -474,13 +530,11 @@ class LocalParallelExecutor:
         if str(path) == ":memory:" or (isinstance(store_path, ResultsStore) and store_path.memory):
             raise UsageError("LocalParallelExecutor needs a results file: an in-memory store cannot be shared "
                              "between processes")
-        self.store = store_path
+        _set_common(self, store_path, run_id=run_id, options=options, workloads_factory=workloads_factory,
+                    algorithms_factory=algorithms_factory, resume=resume, retry_failed=retry_failed, loggers=loggers,
+                    claims=claims, claim_lease=claim_lease)
         self.store_file = os.fspath(path)
         self.devices = resolved
-        self.run_id = run_id
-        self.options = options
-        self.workloads_factory = workloads_factory or default_workloads
-        self.algorithms_factory = algorithms_factory or default_algorithms
         for what, factory in (("workloads_factory", self.workloads_factory),
                               ("algorithms_factory", self.algorithms_factory)):
             try:
@@ -490,9 +544,6 @@ class LocalParallelExecutor:
                     f"{what} must be picklable (a module-level function) because worker processes call "
                     f"it; got {factory!r} ({exc})"
                 ) from None
-        self.resume = resume
-        self.retry_failed = retry_failed
-        self.loggers = parse_loggers(loggers)  # picklable specs: the trackers run in the workers
         if threads_per_worker is not None and threads_per_worker < 1:
             raise UsageError("threads_per_worker must be >= 1")
         # one choice for every worker, made here: "auto" shares the usable cores among the workers
@@ -507,48 +558,32 @@ class LocalParallelExecutor:
         resolver = _Resolver(self.workloads_factory(), self.algorithms_factory())
         prepared = _prepare(plans, self.devices[0], resolver, self.threads_per_worker)
         check_loggers(self.loggers)  # here, so that workers do not race to create shared folders/experiments
-        records: list[TrialRecord | None] = [None] * len(plans)
         with _open_store(self.store) as store:
-            todo: deque[int] = deque()
-            first_by_key: dict[str, int] = {}
-            same_as: dict[int, int] = {}  # a duplicate plan -> the index that runs it
-            for index, (plan, key) in enumerate(prepared):
-                if self.resume:
-                    if key in first_by_key:
-                        same_as[index] = first_by_key[key]
-                        continue
-                    first_by_key[key] = index
-                    record = _stored(store, key, self.retry_failed)
-                    if record is not None:
-                        records[index] = record
-                        _log_result(plan, record, " (already stored: skipped)")
-                        _call(on_result, plans[index], record)
-                        continue
-                todo.append(index)
+            book = _book(store, plans, prepared, self, on_result)
             failures: list[PlanFailure] = []
-            if todo:
-                failures = self._run_pool(plans, prepared, todo, records, store, on_result)
-            for index, first in same_as.items():
-                if records[first] is not None:
-                    records[index] = records[first]
-                    _call(on_result, plans[index], records[first])
-                else:
-                    first_failure = next(f for f in failures if f.index == first)
-                    failures.append(dataclasses.replace(first_failure, index=index, plan=plans[index],
-                                                        message=f"same plan as plan {first}: {first_failure.message}"))
+            try:
+                if book.pending:
+                    failures = self._run_pool(book, store, resolver)
+                _failures_of_duplicates(book, failures)
+            finally:
+                book.close()
         if failures:
             failures.sort(key=lambda f: f.index)
-            raise ExecutorError(failures, records)
-        return records  # type: ignore[return-value]
+            raise ExecutorError(failures, book.records)
+        return book.records  # type: ignore[return-value]
 
     # ---- the worker pool --------------------------------------------------------------------
 
-    def _run_pool(self, plans, prepared, todo: deque, records, store: ResultsStore,
-                  on_result: OnResult | None) -> list[PlanFailure]:
+    def _run_pool(self, book: PlanBook, store: ResultsStore, resolver: _Resolver) -> list[PlanFailure]:
         ctx = multiprocessing.get_context("spawn")
+        plans, prepared, records = book.plans, book.prepared, book.records
         failures: list[PlanFailure] = []
         workers: list[_Worker] = []
-        state = {"stop": False, "respawns": len(todo) + len(self.devices), "slots": 0}
+        state = {"stop": False, "respawns": len(prepared) + len(self.devices), "slots": 0}
+        robust = self.options is None or self.options.robust
+
+        def unfinished() -> set[int]:
+            return set(book.todo) | set(book.waiting) | {w.current for w in workers if w.current is not None}
 
         def spawn(device: torch.device) -> None:
             parent_conn, child_conn = ctx.Pipe(duplex=True)
@@ -556,7 +591,7 @@ class LocalParallelExecutor:
             state["slots"] += 1
             process = ctx.Process(
                 target=_worker_main,
-                args=(child_conn, str(device), self.store_file, self.run_id, self.options,
+                args=(child_conn, str(device), self.run_id, self.options,
                       self.workloads_factory, self.algorithms_factory, self.thread_choice, self.loggers),
                 name=f"laptime-worker-{slot}-{device}",
             )
@@ -565,15 +600,20 @@ class LocalParallelExecutor:
             workers.append(_Worker(slot, str(device), process, parent_conn))
 
         def dispatch(worker: _Worker) -> None:
-            if todo and not state["stop"]:
-                index = todo.popleft()
+            """Give an idle worker a plan; stop it when none is left (it waits while plans wait for
+            another benchmark's claim)."""
+            index = None if state["stop"] else book.next()
+            if index is not None:
+                plan = prepared[index][0]
+                floors = reference_floors(store, resolver, plan) if robust else None
                 try:
-                    worker.conn.send(("run", index, prepared[index][0]))
+                    worker.conn.send(("run", index, plan, floors))
                 except (OSError, ValueError):  # the worker died meanwhile: its sentinel will tell
-                    todo.appendleft(index)
+                    book.lost(index)
+                    book.todo.appendleft(index)
                     return
                 worker.current = index
-            else:
+            elif state["stop"] or not book.waiting:
                 worker.stopping = True
                 with contextlib.suppress(OSError, ValueError):
                     worker.conn.send(None)
@@ -584,16 +624,22 @@ class LocalParallelExecutor:
                 worker.ready = True
                 dispatch(worker)
             elif kind == "done":
-                _, index, trial_id = message
+                _, index, record = message
                 worker.current = None
-                record = store.get_trial(trial_id)
-                records[index] = record
-                _log_result(prepared[index][0], record, f" ({worker.device}, worker {worker.slot})")
-                _call(on_result, plans[index], record)
+                problem = book.check(index, record)
+                if problem is not None:
+                    book.lost(index)
+                    state["stop"] = True
+                    failures.append(PlanFailure(index, plans[index], "error", problem, worker.device))
+                else:
+                    record = book.store_record(index, record)  # the single writer
+                    _log_result(prepared[index][0], record, f" ({worker.device}, worker {worker.slot})")
+                    book.resolve(index, record)
                 dispatch(worker)
             elif kind == "error":
                 _, index, text = message
                 worker.current = None
+                book.lost(index)
                 state["stop"] = True
                 logger.error("plan %d (%s) raised in worker %d:\n%s", index, _describe(plans[index]),
                              worker.slot, text)
@@ -601,9 +647,8 @@ class LocalParallelExecutor:
                 dispatch(worker)
             elif kind == "setup_error":
                 worker.gone = True
-                unfinished = set(todo) | {w.current for w in workers if w.current is not None}
                 raise ExecutorError(
-                    [PlanFailure(i, plans[i], "not run", "a worker could not start") for i in sorted(unfinished)],
+                    [PlanFailure(i, plans[i], "not run", "a worker could not start") for i in sorted(unfinished())],
                     records,
                     f"worker {worker.slot} on {worker.device} failed to start:\n{message[1]}",
                 )
@@ -632,37 +677,40 @@ class LocalParallelExecutor:
             code = worker.process.exitcode
             worker.conn.close()
             if not worker.ready:
-                unfinished = set(todo) | {w.current for w in workers if w.current is not None}
                 raise ExecutorError(
-                    [PlanFailure(i, plans[i], "not run", "a worker could not start") for i in sorted(unfinished)],
+                    [PlanFailure(i, plans[i], "not run", "a worker could not start") for i in sorted(unfinished())],
                     records,
                     f"worker {worker.slot} on {worker.device} died while starting ({_exit_description(code)}); "
                     "its error output (stderr) says why",
                 )
             if worker.current is not None:
                 index, worker.current = worker.current, None
+                book.lost(index)
                 message = f"the worker process died while running it ({_exit_description(code)})"
                 logger.error("plan %d (%s) on %s: %s", index, _describe(plans[index]), worker.device, message)
                 failures.append(PlanFailure(index, plans[index], "crashed", message, worker.device, code))
             elif not worker.stopping:
                 logger.warning("worker %d on %s ended unexpectedly (%s)", worker.slot, worker.device,
                                _exit_description(code))
-            if todo and not state["stop"] and state["respawns"] > 0:
+            if book.pending and not state["stop"] and state["respawns"] > 0:
                 state["respawns"] -= 1
                 spawn(torch.device(worker.device))
 
         try:
-            for device in self.devices[: len(todo)]:
+            for device in self.devices[: len(book.todo)]:
                 spawn(device)
             while True:
                 live = [w for w in workers if not w.gone]
                 if not live:
                     break
+                for w in live:  # idle workers kept while plans waited for another benchmark's claim
+                    if w.ready and w.current is None and not w.stopping:
+                        dispatch(w)
                 waitables = {}
                 for w in live:
                     waitables[w.conn] = w
                     waitables[w.process.sentinel] = w
-                ready = mp_connection.wait(list(waitables), timeout=5.0)
+                ready = mp_connection.wait(list(waitables), timeout=min(5.0, book.wait_time()))
                 for obj in ready:
                     worker = waitables[obj]
                     if worker.gone:
@@ -683,8 +731,9 @@ class LocalParallelExecutor:
                     w.process.join(timeout=10)
                 with contextlib.suppress(OSError):
                     w.conn.close()
-        for index in todo:
-            reason = "another plan raised an error, so no new plans were started" if state["stop"] else (
-                "every worker died")
+        reason = "another plan raised an error, so no new plans were started" if state["stop"] else "every worker died"
+        for index in sorted(set(book.todo) | set(book.waiting)):
             failures.append(PlanFailure(index, plans[index], "not run", reason))
+        book.todo.clear()
+        book.waiting.clear()
         return failures

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -70,8 +70,18 @@ def execute_plan(
     progress: Any = None,
     threads: ThreadChoice | str | int | None = None,
     loggers: Sequence[Any] = (),
+    reference_floors: Mapping[str, float] | None = None,
+    save: Callable[[TrialRecord], Any] | None = None,
 ) -> TrialRecord:
     """Run ``plan`` and store the result (if ``store`` is given). Returns the record.
+
+    ``reference_floors``: for a trial that runs away from the store (``store=None``: a worker
+    process, a Ray task, a Slurm job), the lowest reference cost the store has seen for the plan's
+    workload on each hardware (``{fingerprint: seconds}``, :meth:`ResultsStore.reference_costs`, read
+    by the parent); the entry of the hardware the trial runs on becomes ``TrialOptions.reference_floor``,
+    as the store's own lookup does when ``store`` is given. ``save(record)``: stores the finished
+    record instead of ``store.add_trial`` (an executor's single writer: the trial and the release of
+    its claim in one transaction); trackers end their runs after it, with the trial id.
 
     ``threads``: a :class:`ThreadChoice` made by the caller (an executor makes one per benchmark),
     or a policy for :func:`thread_choice`; it is applied (``torch.set_num_threads``), recorded with
@@ -98,7 +108,9 @@ def execute_plan(
 
     algorithm_hash = source_hash(algorithm.source_files())
     hardware = hardware_info(device)
-    if store is not None and options.robust:  # robust times at the machine's best known speed
+    if options.robust and reference_floors is not None:  # looked up by the parent, which holds the store
+        options = dataclasses.replace(options, reference_floor=reference_floors.get(fingerprint(hardware)))
+    elif store is not None and options.robust:  # robust times at the machine's best known speed
         options = dataclasses.replace(options, reference_floor=store.best_reference_cost(
             workload=spec.name, variant=spec.variant, config=spec.config, workload_version=spec.version,
             hardware_fingerprint=fingerprint(hardware)))
@@ -144,7 +156,9 @@ def execute_plan(
             plan_key=plan_key,
             **measured,
         )
-        if store is not None:
+        if save is not None:
+            record = save(record) or record
+        elif store is not None:
             store.add_trial(run_id, record)
     except BaseException:
         if trial_log is not None:

@@ -13,6 +13,6 @@ See :mod:`laptime.results.store` for the atomicity and concurrency guarantees an
 
 from laptime.results.schema import SCHEMA_VERSION
 from laptime.results.runs import StoredRun
-from laptime.results.store import ResultsStore, StoreError, default_store_path
+from laptime.results.store import Claim, ResultsStore, StoreError, default_store_path
 
-__all__ = ["SCHEMA_VERSION", "ResultsStore", "StoreError", "StoredRun", "default_store_path"]
+__all__ = ["SCHEMA_VERSION", "Claim", "ResultsStore", "StoreError", "StoredRun", "default_store_path"]

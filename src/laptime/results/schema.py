@@ -1,12 +1,14 @@
 """The SQLite schema of the results store (version :data:`SCHEMA_VERSION`).
 
-Four tables::
+Five tables::
 
     meta(key TEXT PRIMARY KEY, value TEXT)           -- 'schema_version', 'created_by'
     runs(id, created_at, command, meta_json)         -- one row per CLI invocation
     trials(id, run_id -> runs.id, <one column per TrialRecord field>)
     evals(id, trial_id -> trials.id ON DELETE CASCADE, idx, step,
           submission_time, wall_time, eval_duration, metrics_json, robust_time, work)
+    claims(plan_key PRIMARY KEY, owner, host, pid, claimed_at, heartbeat_at)
+                                                     -- plans being run now, by which benchmark
 
 ``trials`` has one column per :class:`~laptime.records.TrialRecord` field (except ``evals``,
 ``trial_id`` and ``run_id``, which are the ``evals`` table, ``trials.id`` and ``trials.run_id``),
@@ -21,12 +23,16 @@ back by Python's ``json`` unchanged.
 
 Changing anything here means bumping :data:`SCHEMA_VERSION` and adding the statements that bring
 the previous version up to date to :data:`MIGRATIONS` (the store runs them when it opens an older
-file). Version 2 added step-budget mode, the robust time and the measurement conditions.
+file). Version 2 added step-budget mode, the robust time and the measurement conditions; version 3
+the ``claims`` table (a plan a benchmark is running, so that another benchmark on the same file waits
+for it instead of running it too; see :meth:`laptime.results.ResultsStore.claim`). ``claimed_at``
+and ``heartbeat_at`` are Unix seconds (``time.time()``), compared across hosts: their clocks are
+assumed to agree to well within a claim's lease (NTP).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: ``(column, SQL type)`` of ``trials`` after ``id`` and ``run_id``, in TrialRecord field order.
 TRIAL_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -94,6 +100,21 @@ EVAL_FIELDS: tuple[str, ...] = (
 )
 EVAL_NAN_COLUMNS: frozenset[str] = frozenset({"submission_time", "wall_time", "eval_duration"})
 
+#: The ``claims`` table (version 3): one row per plan a benchmark is running now. ``owner`` names the
+#: benchmark (host, pid and a random part), ``host``/``pid`` its process, so that a claim whose process
+#: is gone can be taken over at once on the same host; ``heartbeat_at`` is renewed while the plan runs.
+CLAIMS_DDL: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS claims (
+    plan_key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    claimed_at REAL NOT NULL,
+    heartbeat_at REAL NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS claims_by_owner ON claims (owner)",
+)
+
 _trial_cols_sql = ",\n    ".join(f"{name} {sqltype}" for name, sqltype in TRIAL_COLUMNS)
 
 #: Statements that create an empty database of the current version (run inside one transaction).
@@ -128,6 +149,7 @@ DDL: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS trials_by_algorithm ON trials (algorithm)",
     "CREATE INDEX IF NOT EXISTS trials_by_plan_key ON trials (plan_key)",
     "CREATE INDEX IF NOT EXISTS trials_by_run ON trials (run_id)",
+    *CLAIMS_DDL,
 )
 
 #: ``MIGRATIONS[v]``: the statements that turn a version-``v`` database into version ``v + 1``
@@ -135,4 +157,5 @@ DDL: tuple[str, ...] = (
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: tuple(f"ALTER TABLE trials ADD COLUMN {name} {sqltype}" for name, sqltype in TRIAL_COLUMNS_V2)
     + ("ALTER TABLE evals ADD COLUMN robust_time REAL", "ALTER TABLE evals ADD COLUMN work REAL"),
+    2: CLAIMS_DDL,
 }

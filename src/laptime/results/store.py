@@ -27,9 +27,15 @@ connections never see one half-written: they read the last committed snapshot.
 
 Concurrency
 -----------
-The database runs in WAL mode with a generous busy timeout, so several processes (a local parallel
-executor runs one per device) can append to the same file: readers never block, writers queue up.
-One :class:`ResultsStore` (one connection) should be used by one thread.
+The database runs in WAL mode with a generous busy timeout: readers never block, writers queue up.
+Within a benchmark only the process that runs it writes (its executor's workers, local processes,
+Ray tasks or Slurm jobs, hand their records back), so the file needs to be reachable from that one
+machine only; WAL's shared memory is not safe on a network file system shared by several hosts.
+Several benchmarks may still use one file at the same time (on one host): each claims a plan in a
+write transaction before running it (:meth:`ResultsStore.claim`, the ``claims`` table), renews the
+claim while it runs (:meth:`ResultsStore.heartbeat`) and releases it in the transaction that stores
+the trial; a claim whose heartbeat is older than its lease, or whose process is gone on this host,
+is taken over. One :class:`ResultsStore` (one connection) should be used by one thread.
 
 Versioning
 ----------
@@ -45,11 +51,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import datetime as _dt
 import json
 import math
 import os
 import pathlib
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -69,7 +77,7 @@ from laptime.results.schema import (
 )
 from laptime.errors import LaptimeError
 
-__all__ = ["SCHEMA_VERSION", "ResultsStore", "StoreError", "default_store_path"]
+__all__ = ["SCHEMA_VERSION", "Claim", "ResultsStore", "StoreError", "default_store_path", "pid_alive"]
 
 #: Seconds a connection waits for another process's write lock before giving up.
 BUSY_TIMEOUT_S = 60.0
@@ -203,6 +211,47 @@ def _where(filters: dict[str, Any], prefix: str = "") -> tuple[str, list[Any]]:
         clauses.append(f"{prefix}{name} IN ({marks})")
         params.extend(values)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (a zombie counts as gone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    except OSError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) is gone for our purpose
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True  # no /proc: trust kill()
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A row of the ``claims`` table: ``owner`` (a benchmark) is running the plan ``plan_key``."""
+
+    plan_key: str
+    owner: str
+    host: str
+    pid: int
+    claimed_at: float
+    heartbeat_at: float
+
+    def stale(self, now: float, lease: float, host: str | None = None,
+              alive: Any = None) -> str | None:
+        """Why the claim may be taken over, or None while its owner is alive: its heartbeat is older
+        than ``lease`` seconds, or its process is gone on this host (``host``, default this one)."""
+        if now - self.heartbeat_at > lease:
+            return f"its heartbeat is {now - self.heartbeat_at:.0f} s old (lease {lease:g} s)"
+        if self.host == (host or socket.gethostname()) and not (alive or pid_alive)(self.pid):
+            return f"its process {self.pid} on {self.host} is gone"
+        return None
 
 
 def _utc_now() -> str:
@@ -483,6 +532,58 @@ class ResultsStore:
         trial.run_id = run_id
         return trial_id
 
+    # ---- claims: which benchmark runs which plan now ------------------------------------------------
+
+    def claim(self, plan_key: str, owner: str, *, lease: float, host: str | None = None, pid: int | None = None,
+              now: float | None = None, alive: Any = None) -> Claim | None:
+        """Claim ``plan_key`` for ``owner``, in one write transaction. Returns None when the claim is
+        ``owner``'s now (it was free, already ``owner``'s, or stale and taken over: its heartbeat is
+        older than ``lease`` seconds, or its process is gone on this host), else the live
+        :class:`Claim` of the benchmark that holds it. ``host``/``pid`` default to this process's;
+        ``now`` to ``time.time()``; ``alive(pid)`` to :func:`pid_alive` (tests)."""
+        host = host or socket.gethostname()
+        pid = os.getpid() if pid is None else pid
+        with self._write() as conn:
+            now = time.time() if now is None else now
+            row = conn.execute("SELECT * FROM claims WHERE plan_key = ?", (plan_key,)).fetchone()
+            if row is not None:
+                held = Claim(**{k: row[k] for k in row.keys()})
+                if held.owner == owner:
+                    conn.execute("UPDATE claims SET heartbeat_at = ? WHERE plan_key = ?", (now, plan_key))
+                    return None
+                if held.stale(now, lease, alive=alive) is None:
+                    return held
+            conn.execute("INSERT OR REPLACE INTO claims (plan_key, owner, host, pid, claimed_at, heartbeat_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (plan_key, owner, host, pid, now, now))
+        return None
+
+    def release(self, plan_key: str, owner: str) -> bool:
+        """Drop ``owner``'s claim on ``plan_key`` (another owner's is left alone); whether there was one."""
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM claims WHERE plan_key = ? AND owner = ?", (plan_key, owner))
+        return cur.rowcount > 0
+
+    def heartbeat(self, owner: str, plan_keys: Iterable[str] | None = None, now: float | None = None) -> int:
+        """Renew ``owner``'s claims (all of them, or those on ``plan_keys``); returns how many it still
+        holds of those (a claim taken over meanwhile is not renewed)."""
+        keys = None if plan_keys is None else list(plan_keys)
+        if keys == []:
+            return 0
+        with self._write() as conn:
+            now = time.time() if now is None else now
+            if keys is None:
+                cur = conn.execute("UPDATE claims SET heartbeat_at = ? WHERE owner = ?", (now, owner))
+            else:
+                marks = ", ".join("?" * len(keys))
+                cur = conn.execute(f"UPDATE claims SET heartbeat_at = ? WHERE owner = ? AND plan_key IN ({marks})",
+                                   (now, owner, *keys))
+        return cur.rowcount
+
+    def claims(self) -> list[Claim]:
+        """Every claim, by plan key."""
+        rows = self.conn.execute("SELECT * FROM claims ORDER BY plan_key").fetchall()
+        return [Claim(**{k: r[k] for k in r.keys()}) for r in rows]
+
     # ---- reading --------------------------------------------------------------------------------
 
     def get_trial(self, trial_id: int, with_evals: bool = True) -> TrialRecord:
@@ -533,6 +634,18 @@ class ResultsStore:
             (workload, variant, config, workload_version, hardware_fingerprint),
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
+
+    def reference_costs(self, *, workload: str, variant: str, config: str,
+                        workload_version: str) -> dict[str, float]:
+        """:meth:`best_reference_cost` for every hardware fingerprint that has one: ``{fingerprint:
+        lowest cost}``. A parent hands it to a trial that runs elsewhere (another process, a Ray
+        task, a Slurm job), which picks its own hardware's entry without opening the store."""
+        rows = self.conn.execute(
+            "SELECT hardware_fingerprint, MIN(reference_cost) FROM trials WHERE workload = ? AND variant = ? "
+            "AND config = ? AND workload_version = ? AND reference_cost > 0 GROUP BY hardware_fingerprint",
+            (workload, variant, config, workload_version),
+        ).fetchall()
+        return {str(fp): float(cost) for fp, cost in rows if cost is not None}
 
     def find_by_plan_key(self, plan_key: str) -> TrialRecord | None:
         """The latest stored (hence finished) trial with this plan key, evals included, or None.
