@@ -142,8 +142,9 @@ class State:
     def __init__(self, directory: Path, out: Path | None):
         self.directory, self.out = directory, out
         self.path = directory / STATE_NAME
-        for leftover in directory.glob(f".{STATE_NAME}.*.part"):  # a write killed half-way (atomic_write's temp)
-            leftover.unlink(missing_ok=True)
+        for folder in (directory, out):  # a write killed half-way leaves atomic_write's temporary file
+            for leftover in (folder.glob(f".{STATE_NAME}.*.part") if folder is not None else ()):
+                leftover.unlink(missing_ok=True)
         if self.path.exists():
             try:
                 self.data = json.loads(self.path.read_text(encoding="utf-8"))

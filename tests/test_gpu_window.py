@@ -97,6 +97,7 @@ def test_a_window_resumes_skips_what_is_done_and_survives_a_kill(tmp_path, in_pr
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the window finished before it could be killed"
     killed = _state(state_dir)
+    assert _state(out)["items"].keys() <= killed["items"].keys()  # the mirror is whole too (one item behind at most)
     assert 5 <= len(_done(killed)) < 13
     assert all(killed["items"][k] == first["items"][k] for k in _done(first))
 
@@ -235,3 +236,15 @@ def test_pack_carries_wheels_from_pip(small_root, tmp_path, monkeypatch, in_proc
     assert json.loads((tmp_path / "carry" / "manifest.json").read_text())["wheels"] == ["gwfake-1.0-py3-none-any.whl"]
     status, _, err = in_process(*common, "--out", str(tmp_path / "c2"), "--wheel-packages", "gwfake==2.0")
     assert status == 2 and "pip download gwfake==2.0 failed" in err and not (tmp_path / "c2").exists()
+
+
+def test_a_write_killed_half_way_leaves_nothing_behind_the_next_call(tmp_path, in_process):
+    state_dir, out = tmp_path / "state", tmp_path / "out"
+    for folder in (state_dir, out):
+        folder.mkdir()
+        (folder / ".state.json.x1y2.part").write_text('{"format": "laptime.gpu_w')  # as a kill mid-write leaves
+    status, _, _ = in_process("run", "--device", "cpu", "--tiny", "--state", str(state_dir), "--out", str(out),
+                              "--time-limit", "0.01")
+    assert status == 0
+    assert not list(state_dir.glob(".*.part")) and not list(out.glob(".*.part"))
+    assert _state(state_dir) == _state(out) and _state(out)["items"] == {}
