@@ -73,48 +73,63 @@ def _peak_memory(device: torch.device, fn):
     return out, torch.cuda.max_memory_allocated(device) / 2**30
 
 
+def speed_row(workload, algorithms, algorithm_name: str, steps: int, repeats: int, peak_tflops: float) -> dict:
+    """One workload's figures: the bare loop against the harness (medians over ``repeats``)."""
+    device = workload.device
+    algorithm = algorithms.get(algorithm_name)
+    hp = dict(algorithm.self_tuning_defaults)
+    hp.setdefault("one_minus_beta1", 0.1)
+    hp.setdefault("beta2", 0.999)
+    hp.setdefault("weight_decay", 0.0)
+    batch_size = int(algorithm.get_batch_size(workload.spec.key))
+    workload.warm_up(batch_size)
+    bare_loop(workload, hp, min(10, steps), 0, batch_size)  # warm-up of the bare loop's kernels
+    bare, harness, peaks = [], [], []
+    for r in range(repeats):
+        bare.append(bare_loop(workload, hp, steps, r, batch_size))
+        (sub, _wall), peak = _peak_memory(device, lambda: harness_loop(workload, algorithms.get(algorithm_name), hp,
+                                                                        steps, r))
+        harness.append(sub)
+        peaks.append(peak)
+    b, h = statistics.median(bare), statistics.median(harness)
+    flops = step_flops(workload, batch_size)
+    mfu = None if flops is None else flops / h / (peak_tflops * 1e12)
+    peak = None if peaks[0] is None else max(peaks)
+    return dict(workload=workload.spec.key, batch=batch_size, bare_ms=b * 1e3, harness_ms=h * 1e3,
+                harness_vs_bare=h / b - 1, examples_per_sec=batch_size / h, peak_gib=peak,
+                gflop_per_step=None if flops is None else flops / 1e9, mfu=mfu,
+                bare_ms_all=[x * 1e3 for x in bare], harness_ms_all=[x * 1e3 for x in harness])
+
+
+def speed_line(row: dict) -> str:
+    """``row`` (:func:`speed_row`) as a line of the markdown table :func:`speed` prints."""
+    peak, flops, mfu = row["peak_gib"], row["gflop_per_step"], row["mfu"]
+    return (f"| {row['workload']} | {row['batch']} | {row['bare_ms']:.2f} | {row['harness_ms']:.2f} | "
+            f"{row['harness_vs_bare'] * 100:+.1f}% | {row['examples_per_sec']:,.0f} | "
+            f"{'—' if peak is None else f'{peak:.2f}'} | {'—' if flops is None else f'{flops:,.1f}'} | "
+            f"{'—' if mfu is None else f'{100 * mfu:.1f}%'} |")
+
+
+SPEED_HEADER = ("| workload | batch | bare ms/step | harness ms/step | harness vs bare | examples/s (harness) | "
+                "peak memory GiB (harness) | GFLOP/step | MFU |\n|---|---|---|---|---|---|---|---|---|")
+
+
 def speed(args) -> None:
     registry, algorithms = default_workloads(), default_algorithms()
     device = torch.device(args.device)
     print(f"# lite speed: suite {args.suite}, {args.steps} steps × {args.repeats} repeats, {args.algorithm}, "
           f"device {_device_name(device)}, torch {torch.__version__}")
-    print("| workload | batch | bare ms/step | harness ms/step | harness vs bare | examples/s (harness) | "
-          "peak memory GiB (harness) | GFLOP/step | MFU |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(SPEED_HEADER)
     rows = []
     for name, variant, config in get_suite(args.suite).entries:
         workload = registry.create(name, variant=variant, config=config, device=device)
-        algorithm = algorithms.get(args.algorithm)
-        hp = dict(algorithm.self_tuning_defaults)
-        hp.setdefault("one_minus_beta1", 0.1)
-        hp.setdefault("beta2", 0.999)
-        hp.setdefault("weight_decay", 0.0)
-        batch_size = int(algorithm.get_batch_size(workload.spec.key))
         try:
-            workload.warm_up(batch_size)
-            bare_loop(workload, hp, min(10, args.steps), 0, batch_size)  # warm-up of the bare loop's kernels
-            bare, harness, peaks = [], [], []
-            for r in range(args.repeats):
-                bare.append(bare_loop(workload, hp, args.steps, r, batch_size))
-                (sub, _wall), peak = _peak_memory(device, lambda: harness_loop(workload, algorithms.get(args.algorithm), hp,
-                                                                                args.steps, r))
-                harness.append(sub)
-                peaks.append(peak)
+            row = speed_row(workload, algorithms, args.algorithm, args.steps, args.repeats, args.peak_tflops)
         except Exception as exc:  # noqa: BLE001 - one broken workload must not hide the others
-            print(f"| {workload.spec.key} | {batch_size} | failed: {exc!r} |||||||")
+            print(f"| {workload.spec.key} | — | failed: {exc!r} |||||||")
             continue
-        b, h = statistics.median(bare), statistics.median(harness)
-        flops = step_flops(workload, batch_size)
-        mfu = None if flops is None else flops / h / (args.peak_tflops * 1e12)
-        peak = None if peaks[0] is None else max(peaks)
-        row = dict(workload=workload.spec.key, batch=batch_size, bare_ms=b * 1e3, harness_ms=h * 1e3,
-                   examples_per_sec=batch_size / h, peak_gib=peak, gflop_per_step=None if flops is None else flops / 1e9,
-                   mfu=mfu)
         rows.append(row)
-        print(f"| {row['workload']} | {batch_size} | {b * 1e3:.2f} | {h * 1e3:.2f} | {(h / b - 1) * 100:+.1f}% | "
-              f"{row['examples_per_sec']:,.0f} | {'—' if peak is None else f'{peak:.2f}'} | "
-              f"{'—' if flops is None else f'{flops / 1e9:,.1f}'} | {'—' if mfu is None else f'{100 * mfu:.1f}%'} |",
-              flush=True)
+        print(speed_line(row), flush=True)
     _dump(args, {"speed": rows})
 
 

@@ -135,6 +135,7 @@ def test_shipped_listing_matches_the_registries_and_sources():
     payload = json.loads(catalog.BUILTIN.read_text(encoding="utf-8"))
     hint = "stale catalog_builtin.json: run `python -m laptime.cli.catalog`"
     assert payload["sources"] == catalog.source_fingerprint(), hint
+    assert payload["records"] == catalog.records_fingerprint(), hint  # docs/calibration/ as shipped
     assert payload["catalog"] == catalog.build(include_plugins=False), hint
 
 

@@ -150,6 +150,9 @@ class Workload(abc.ABC):
         self.metrics_logger: Any = None
         self._step_hint_override: int | None = None
         self._warmed_up_batch: int | None = None  # the batch size warm_up last ran with
+        #: ``torch.compile`` options of :meth:`model_fn`'s forward pass; ``None``: eager (see :meth:`set_compile`)
+        self.compile_options: dict[str, Any] | None = None
+        self._compiled: dict[int, tuple[nn.Module, Callable[..., Any]]] = {}
 
     # ----------------------------------------------------------------- identity and rules
     @property
@@ -238,6 +241,7 @@ class Workload(abc.ABC):
         ``model_state`` is ``None`` unless a workload needs more.
         """
         torch.manual_seed(int(rng))
+        self._compiled.clear()  # a new trial: the previous one's models are released
         model = self.build_model().to(self.device)
         self._param_types = self.parameter_types(model)
         self._param_shapes = {name: ShapeTuple(p.shape) for name, p in model.named_parameters()}
@@ -308,8 +312,37 @@ class Workload(abc.ABC):
         inputs = augmented_and_preprocessed_input_batch["inputs"]
         with self.autocast(), torch.set_grad_enabled(training and torch.is_grad_enabled()), \
                 _frozen_batch_norm_statistics(model, training and not update_batch_norm):
-            logits = model(inputs)
+            logits = self.compiled(model)(inputs)
         return logits, model_state
+
+    def set_compile(self, backend: str | Callable[..., Any] | None = "inductor", **options: Any) -> None:
+        """Run :meth:`model_fn`'s forward passes through ``torch.compile(model, backend=backend,
+        **options)``; ``backend=None`` switches compilation off (the default: eager).
+
+        Compilation is paid outside the clock: the runner's untimed :meth:`warm_up` (run again after
+        this call) pushes a throwaway model of the same class through the compiled forward and
+        backward, and TorchDynamo reuses that code for the trial's model, whose parameters are
+        inputs of the graph rather than constants (checked in ``tests/test_compile.py`` by counting
+        the backend's compilations). The speed probe's batch size may trigger one recompilation
+        with a dynamic batch dimension, also outside the clock. Evaluation stays as each workload
+        writes it (eager where it calls the model directly). Algorithms that call the model
+        themselves rather than through :meth:`model_fn` run it eagerly.
+        """
+        self.compile_options = None if backend is None else {"backend": backend, **options}
+        self._compiled.clear()
+        self._warmed_up_batch = None
+
+    def compiled(self, model: nn.Module) -> Callable[..., Any]:
+        """``model``, or its ``torch.compile`` wrapper when :meth:`set_compile` asked for one (one
+        wrapper per model, kept for the trial's model and one other, e.g. the speed probe's)."""
+        if self.compile_options is None:
+            return model
+        entry = self._compiled.get(id(model))
+        if entry is None or entry[0] is not model:
+            if len(self._compiled) >= 2:
+                self._compiled.pop(next(iter(self._compiled)))
+            entry = self._compiled[id(model)] = (model, torch.compile(model, **self.compile_options))
+        return entry[1]
 
     #: Mixed precision: on CUDA the forward pass runs under ``torch.autocast`` with this dtype
     #: (e.g. ``torch.bfloat16`` in the lite suite's gpu configurations). ``None``: full fp32. It is

@@ -17,6 +17,14 @@ workloads and algorithms ships with the package (``catalog_builtin.json``, writt
 It is used when no plugin is installed and the sources still hash to that stamp (a clean install or
 checkout); an edited checkout or a plugin falls back to the cache. A test checks that the shipped
 file matches the registries, so it cannot go stale in a commit unnoticed.
+
+A workload whose spec says ``provisional`` is listed as provisional until its calibration record
+lands in ``docs/calibration/`` (``NAME_VARIANT_CONFIG.json``, written by ``laptime calibrate --out``
+or ``benchmarks/gpu_window.py collect``; ``$LAPTIME_CALIBRATION_RECORDS`` names another folder): a
+record counts when it names the workload's key and, for a gpu configuration, was made on CUDA.
+The records are part of the fingerprint (and the shipped listing is stamped with them), so a new
+record shows at the next ``laptime list``; an installed package without the folder uses the shipped
+listing as it was built.
 """
 
 from __future__ import annotations
@@ -38,6 +46,40 @@ CACHE_ENV = "LAPTIME_CACHE"
 _FORMAT = "laptime.catalog/1"
 #: Cached listings kept (of different source states: checkouts, versions).
 KEEP = 4
+RECORDS_ENV = "LAPTIME_CALIBRATION_RECORDS"
+
+
+def records_dir() -> Path:
+    """``$LAPTIME_CALIBRATION_RECORDS``, else the checkout's ``docs/calibration`` (src/laptime/cli → repo)."""
+    env = os.environ.get(RECORDS_ENV)
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[3] / "docs" / "calibration"
+
+
+def records_fingerprint() -> str | None:
+    """sha256 (16 hex digits) of the calibration records, None when there is no records folder."""
+    folder = records_dir()
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.json")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def calibration_record(name: str, variant: str, config: str) -> str | None:
+    """The record of ``name/variant@config`` in :func:`records_dir` (its file name), if there is one
+    that names this workload and, for a gpu configuration, was made on CUDA."""
+    path = records_dir() / f"{name}_{variant}_{config}.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("workload") != f"{name}/{variant}@{config}":
+        return None
+    device = (record.get("hardware") or {}).get("device_type")
+    if config.startswith("gpu") and device != "cuda":
+        return None
+    return path.name
 
 
 def cache_dir() -> Path:
@@ -87,6 +129,7 @@ def source_fingerprint() -> str:
 def fingerprint() -> str:
     """sha256 (16 hex digits) of what the listing is made from (see the module docstring)."""
     digest = hashlib.sha256(source_fingerprint().encode())
+    digest.update(f"records={records_fingerprint()}\0".encode())
     for name in DISTRIBUTIONS:
         digest.update(f"{name}={_version(name)}\0".encode())
     for plugin in _plugins():
@@ -95,13 +138,15 @@ def fingerprint() -> str:
 
 
 def shipped() -> dict[str, Any] | None:
-    """The shipped listing, when it describes what is installed: no plugins, and the sources it was
-    built from (an edited checkout has others). None otherwise."""
+    """The shipped listing, when it describes what is installed: no plugins, and the sources (and
+    calibration records, where their folder exists) it was built from. None otherwise."""
     if _plugins():
         return None
     try:
         payload = json.loads(BUILTIN.read_text(encoding="utf-8"))
-        if payload.get("format") == _FORMAT and payload.get("sources") == source_fingerprint():
+        records = records_fingerprint()
+        if (payload.get("format") == _FORMAT and payload.get("sources") == source_fingerprint()
+                and (records is None or payload.get("records") == records)):
             return payload["catalog"]
     except (OSError, ValueError, KeyError, AttributeError):
         pass
@@ -112,7 +157,8 @@ def write_builtin() -> Path:
     """Write :data:`BUILTIN` from the registries (laptime's own entries only)."""
     from laptime.atomic import atomic_write
 
-    payload = {"format": _FORMAT, "sources": source_fingerprint(), "catalog": build(include_plugins=False)}
+    payload = {"format": _FORMAT, "sources": source_fingerprint(), "records": records_fingerprint(),
+               "catalog": build(include_plugins=False)}
     with atomic_write(BUILTIN, "w", encoding="utf-8") as fh:
         json.dump(payload, fh, indent=1)
         fh.write("\n")
@@ -131,7 +177,9 @@ def build(include_plugins: bool = True) -> dict[str, Any]:
              "validation_target": s.target.validation, "test_target": s.target.test,
              "budget_sec": s.max_allowed_runtime_sec, "eval_period_sec": s.eval_period_time_sec,
              "budget_steps": s.max_allowed_steps, "eval_period_steps": s.eval_period_steps_or_default,
-             "step_hint": s.step_hint, "provisional": s.provisional, "calibration": s.calibration}
+             "step_hint": s.step_hint, "calibration": s.calibration,
+             "record": (record := calibration_record(s.name, s.variant, s.config)),
+             "provisional": s.provisional and record is None}
             for s in default_workloads(include_entry_points=include_plugins).specs()
         ],
         "algorithms": [{"name": a.name, "summary": a.summary}

@@ -48,8 +48,29 @@ def hardware_info(device: str | torch.device) -> dict[str, Any]:
             gpu_memory_gib=round(props.total_memory / 2**30, 1),
             gpu_capability=f"{props.major}.{props.minor}",
             cuda=torch.version.cuda,
+            driver=_nvidia_driver(),
         )
     return info
+
+
+def _nvidia_driver() -> str | None:
+    """The NVIDIA driver's version (``/proc/driver/nvidia/version``, else ``nvidia-smi``), None if unknown."""
+    import re
+    import subprocess
+
+    try:
+        found = re.search(r"Kernel Module\s+(?:for \S+\s+)?([0-9][0-9.]+)",
+                          Path("/proc/driver/nvidia/version").read_text())
+        if found:
+            return found.group(1)
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout.split()
+        return out[0] if out else None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def fingerprint(info: dict[str, Any]) -> str:

@@ -193,7 +193,6 @@ def calibrate(
     the runner's device clock.
     """
     from laptime.runner import TrialOptions, run_trial
-    from laptime.runner.environment import hardware_info, library_versions
 
     seeds = check_settings(seeds, tune_points, budget_multiple, step_hint, eval_every_steps)
     workload = make_workload()
@@ -236,6 +235,21 @@ def calibrate(
     best_hp = best_run.hyperparameters
 
     runs = [best_run] + [one(best_hp, s, "rerun of the best point") for s in seeds[1:]]
+    return conclude(spec.key, metric, direction, algorithm.name, hint, every, tuning, runs, budget_multiple,
+                    workload.device, command)
+
+
+def conclude(workload: str, metric: str, direction: str, algorithm: str, step_hint: int, eval_every_steps: int,
+             tuning: Sequence[RunSummary], runs: Sequence[RunSummary], budget_multiple: float = 3.0,
+             device: Any = "cpu", command: str = "") -> Calibration:
+    """Steps 3 and 4 of the procedure: the targets and the budget from the best point's runs (one
+    per seed, ``runs[0]`` the tuning run of the best point). Also used on runs made one at a time
+    (``benchmarks/gpu_window.py`` runs each seed as its own item and concludes once all are in)."""
+    from laptime.runner.environment import hardware_info, library_versions
+
+    runs = list(runs)
+    if not runs:
+        raise CalibrationError("no run to calibrate from")
     finite = [r for r in runs if r.best_validation is not None]
     if len(finite) * 2 <= len(runs):
         raise CalibrationError("most reruns of the best point produced no finite validation metric")
@@ -244,13 +258,12 @@ def calibrate(
     target = statistics.median(r.best_validation if r.best_validation is not None else worst for r in runs)
     tests = [r.test_at_best for r in finite if r.test_at_best is not None]
     test_target = statistics.median(tests) if tests else None
-    times = [time_to_target(r, target, direction, hint) for r in runs]
+    times = [time_to_target(r, target, direction, step_hint) for r in runs]
     median_time = statistics.median(times)
-    device = workload.device
     return Calibration(
-        workload=spec.key, metric=metric, direction=direction, algorithm=algorithm.name, step_hint=hint,
-        eval_every_steps=every, tuning=tuning, best_hyperparameters=best_hp, seeds=runs,
-        validation_target=float(target), test_target=None if test_target is None else float(test_target),
+        workload=workload, metric=metric, direction=direction, algorithm=algorithm, step_hint=step_hint,
+        eval_every_steps=eval_every_steps, tuning=list(tuning), best_hyperparameters=runs[0].hyperparameters,
+        seeds=runs, validation_target=float(target), test_target=None if test_target is None else float(test_target),
         times_to_target=times, median_time_to_target=median_time, budget=budget_multiple * median_time,
         budget_multiple=budget_multiple, hardware=hardware_info(device), versions=library_versions(),
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"), command=command,
