@@ -26,7 +26,7 @@ submission time nor the work clock is charged (``tests/test_checkpoint.py`` prov
 never half of one; there is one checkpoint per running trial, and the temporary files of writers
 that died are removed at the next write. A trial started again with the same options finds its
 file, checks that it belongs to the same trial configuration (workload and version, algorithm,
-hyperparameters, seed, batch size, budgets, eval cadence, device type, threads), restores all of
+hyperparameters, seed, batch size, budgets, eval cadence, device type, threads, compile options), restores all of
 the above and continues: its eval history is the uninterrupted run's, bitwise on the CPU, and its
 submission time continues from the checkpoint (work done after the checkpoint by the killed
 process is lost and not counted). A finished trial's checkpoint is removed (by ``execute_plan``

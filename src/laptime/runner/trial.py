@@ -277,6 +277,7 @@ def _identity(workload: Workload, algorithm: Algorithm, hp: Hyperparameters, see
         "check_loss_every": options.check_loss_every, "stop_at_target": options.stop_at_target,
         "robust": options.robust, "time_cap_factor": options.time_cap_factor,
         "device": workload.device.type, "threads": torch.get_num_threads(),
+        "compile": getattr(workload, "compile_options", None),
     }
 
 
