@@ -200,7 +200,9 @@ def test_the_claim_of_a_benchmark_that_died_or_hangs_is_taken_over(tmp_path, how
     db, meet = tmp_path / "r.sqlite", tmp_path / "meet"
     meet.mkdir()
     ResultsStore(db).close()
-    lease = 600.0 if how == "killed" else 2.0
+    # hung: a lease of 4 s, renewed every second; at 2 s a heartbeat delayed on a loaded 2-core machine
+    # once let the probe below take a live benchmark's claim
+    lease = 600.0 if how == "killed" else 4.0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS), os.environ.get("PYTHONPATH", "")]),
            "LAPTIME_TEST_MEET": str(meet)}  # its trial waits (up to 120 s) for a second process that never comes
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(db), "1", json.dumps(HP), str(lease)],
