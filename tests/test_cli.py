@@ -98,12 +98,12 @@ def test_list_caches_its_listing_by_source_fingerprint(monkeypatch, tmp_path):
     from laptime.cli import catalog
 
     monkeypatch.setenv("LAPTIME_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(catalog, "shipped", lambda: None)  # as with a plugin or in an edited checkout
+    monkeypatch.setattr(catalog, "shipped", lambda inputs=None: None)  # as with a plugin or in an edited checkout
     built = []
     monkeypatch.setattr(catalog, "build", lambda: built.append(1) or {"workloads": [], "algorithms": [{"n": len(built)}]})
     assert catalog.load()["algorithms"] == [{"n": 1}]
     assert catalog.load()["algorithms"] == [{"n": 1}] and len(built) == 1  # from the cache
-    monkeypatch.setattr(catalog, "fingerprint", lambda: "another-source-state")
+    monkeypatch.setattr(catalog, "fingerprint", lambda inputs=None: "another-source-state")
     assert catalog.load()["algorithms"] == [{"n": 2}]  # sources changed: built again, never stale
     (tmp_path / "cache" / "catalog-another-source-state.json").write_text("{not json")
     assert catalog.load()["algorithms"] == [{"n": 3}]  # a broken cache file is rebuilt, not an error

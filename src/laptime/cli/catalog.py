@@ -34,7 +34,7 @@ import json
 import os
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Packages of laptime whose files define what ``laptime list`` shows.
 SOURCE_PACKAGES = ("api", "workloads", "algorithms", "data")
@@ -126,27 +126,41 @@ def source_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def fingerprint() -> str:
+class _Inputs(NamedTuple):
+    """What the listing is made from, read once per ``laptime list`` (hashing the sources and scanning
+    the entry points are most of its start-up)."""
+
+    sources: str
+    records: str | None
+    plugins: list[str]
+
+
+def _inputs() -> _Inputs:
+    return _Inputs(source_fingerprint(), records_fingerprint(), _plugins())
+
+
+def fingerprint(inputs: _Inputs | None = None) -> str:
     """sha256 (16 hex digits) of what the listing is made from (see the module docstring)."""
-    digest = hashlib.sha256(source_fingerprint().encode())
-    digest.update(f"records={records_fingerprint()}\0".encode())
+    inputs = inputs or _inputs()
+    digest = hashlib.sha256(inputs.sources.encode())
+    digest.update(f"records={inputs.records}\0".encode())
     for name in DISTRIBUTIONS:
         digest.update(f"{name}={_version(name)}\0".encode())
-    for plugin in _plugins():
+    for plugin in inputs.plugins:
         digest.update(plugin.encode() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def shipped() -> dict[str, Any] | None:
+def shipped(inputs: _Inputs | None = None) -> dict[str, Any] | None:
     """The shipped listing, when it describes what is installed: no plugins, and the sources (and
     calibration records, where their folder exists) it was built from. None otherwise."""
-    if _plugins():
+    inputs = inputs or _inputs()
+    if inputs.plugins:
         return None
     try:
         payload = json.loads(BUILTIN.read_text(encoding="utf-8"))
-        records = records_fingerprint()
-        if (payload.get("format") == _FORMAT and payload.get("sources") == source_fingerprint()
-                and (records is None or payload.get("records") == records)):
+        if (payload.get("format") == _FORMAT and payload.get("sources") == inputs.sources
+                and (inputs.records is None or payload.get("records") == inputs.records)):
             return payload["catalog"]
     except (OSError, ValueError, KeyError, AttributeError):
         pass
@@ -189,7 +203,8 @@ def build(include_plugins: bool = True) -> dict[str, Any]:
 
 def load() -> dict[str, Any]:
     """The listing: from the cache when it matches the current fingerprint, else built and cached."""
-    key = fingerprint()
+    inputs = _inputs()
+    key = fingerprint(inputs)
     path = cache_dir() / f"catalog-{key}.json"
     try:
         cached = json.loads(path.read_text(encoding="utf-8"))
@@ -197,7 +212,7 @@ def load() -> dict[str, Any]:
             return cached["catalog"]
     except (OSError, ValueError, KeyError, AttributeError):
         pass  # no cache yet, or an unreadable one: the shipped listing, or build it
-    catalog = shipped()
+    catalog = shipped(inputs)
     if catalog is not None:
         return catalog
     catalog = build()
