@@ -46,7 +46,6 @@ import dataclasses  # noqa: E402
 import datetime as _dt  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import os  # noqa: E402
 import shlex  # noqa: E402
 import subprocess  # noqa: E402
