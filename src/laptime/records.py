@@ -23,6 +23,7 @@ class Outcome(str, enum.Enum):
     COMPLETE = "complete"  # the algorithm said "training complete" without reaching the target
     DIVERGED = "diverged"  # a non-finite loss or parameter
     FAILED = "failed"  # the algorithm (or the workload) raised; the error is kept
+    PRUNED = "pruned"  # stopped by tuning-time pruning (laptime.tuning.pruning); measurement["prune"] says why
 
     def __str__(self) -> str:  # pragma: no cover - cosmetic
         return self.value

@@ -32,6 +32,7 @@ __all__ = [
     "contention_warning",
     "ensure_data",
     "prepare",
+    "pruning_policy",
     "score_column",
     "write_report",
 ]
@@ -71,6 +72,23 @@ def score_column(by: str, budget_mode: str) -> str:
     if by not in COLUMNS:
         raise BenchmarkError(f"by must be auto, {', '.join(COLUMNS)}, got {by!r}")
     return COLUMNS[by]
+
+
+def pruning_policy(prune: str, ruleset: str, column: str, predictor: str = "curve", threshold: float = 0.05,
+                   eta: int = 3):
+    """The benchmark's :class:`~laptime.tuning.pruning.PruningPolicy`: ``auto`` is exact pruning by the
+    scored column under external tuning (the scores are those without it, by construction) and none
+    under self-tuning (one trial per study: nothing to prune). Pruning needs external tuning."""
+    from laptime.tuning.pruning import MODES, PruningPolicy
+
+    if prune not in MODES:
+        raise BenchmarkError(f"prune must be one of {', '.join(MODES)}, got {prune!r}")
+    if prune == "auto":
+        prune = "exact" if ruleset == "external" else "none"
+    if prune != "none" and ruleset != "external":
+        raise BenchmarkError(f"--prune {prune} needs studies of several trials: use it with --ruleset external "
+                             "(self-tuning runs one trial per study)")
+    return PruningPolicy(mode=prune, by=column, predictor=predictor, threshold=threshold, eta=eta)
 
 
 def ensure_data(entries, log: Callable[[str], None] | None = None, workloads: Any = None) -> None:
@@ -231,6 +249,7 @@ class Benchmark:
     out: Path | None = None
     bench_file: dict[str, Any] | None = None
     checkpoint_dir: str | None = None
+    pruning: Any = None  # laptime.tuning.pruning.PruningPolicy
 
     @property
     def title(self) -> str:
@@ -241,7 +260,8 @@ class Benchmark:
         return {"kind": "bench", "suite": self.suite.name, "ruleset": self.ruleset, "algorithms": self.algorithms,
                 "studies": self.studies, "trials": self.trials, "seed": self.seed, "devices": self.devices,
                 "budget_mode": self.budget_mode, "score_column": self.column,
-                "threads": self.thread_choice.as_dict(), "executor": self.executor_kind}
+                "threads": self.thread_choice.as_dict(), "executor": self.executor_kind,
+                "pruning": self.pruning.to_dict() if self.pruning is not None else {"mode": "none"}}
 
     def run(self, *, progress: bool = False, on_result: Callable[[Any, Any], None] | None = None,
             on_start: Callable[[Benchmark, int], None] | None = None) -> BenchmarkResult:
@@ -289,7 +309,8 @@ class Benchmark:
                                  executor=self.executor_kind, devices=list(self.devices),
                                  threads=self.thread_choice.as_dict(), title=self.title,
                                  warning=contention_warning(stored.trials, self.column),
-                                 checkpoints=checkpoint_summary(stored.trials, self.checkpoint_dir))
+                                 checkpoints=checkpoint_summary(stored.trials, self.checkpoint_dir),
+                                 pruning=self.meta()["pruning"])
         if self.out is not None:
             result.report(self.out)
         return result
@@ -368,6 +389,10 @@ def prepare(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: float | None = None,
     checkpoint_every_steps: int | None = None,
+    prune: str = "auto",
+    predictor: str = "curve",
+    prune_threshold: float = 0.05,
+    prune_eta: int = 3,
     workloads_factory: Callable[[], Any] | None = None,
     algorithms_factory: Callable[[], Any] | None = None,
 ) -> Benchmark:
@@ -427,6 +452,7 @@ def prepare(
         first = resolved_devices[0]
     mode = budget_mode_for(budget, first)
     column = score_column(by, mode)
+    pruning = pruning_policy(prune, ruleset, column, predictor, prune_threshold, prune_eta)
     policy = parse_policy(threads) if threads is not None else None
     plans = [dataclasses.replace(plan, budget_mode=mode, batch_size=batch_size)
              for plan in plan_trials(rules, list(suite_obj.entries), entries, seed=seed)]
@@ -486,6 +512,7 @@ def prepare(
                                local=kind == "slurm-local", slurm_parameters=slurm_parameters, max_parallel=workers,
                                **common)
         choice = runner.thread_choice
+    runner.pruning = pruning
 
     log_line = None if quiet else (lambda message: print(message, file=sys.stderr))
     ensure_data(suite_obj.entries, log=log_line, workloads=workloads_factory() if workloads_factory else None)
@@ -497,7 +524,7 @@ def prepare(
                      executor=runner, thread_choice=choice, loggers=tuple(loggers), command=command,
                      scoring=dict(force=force, baseline=baseline, bootstrap=bootstrap, timing_noise=timing_noise),
                      out=Path(out) if out is not None else None, bench_file=bench_file,
-                     checkpoint_dir=checkpoints.get("checkpoint_dir"))
+                     checkpoint_dir=checkpoints.get("checkpoint_dir"), pruning=pruning)
 
 
 def bench(

@@ -25,7 +25,9 @@ class BenchmarkResult:
     ran on a busy machine (:func:`~laptime.benchmark.contention_warning`); ``report_paths``: the
     HTML and markdown files when the benchmark wrote its report (``out=``), else None;
     ``checkpoints``: files written, their wall seconds, the largest, resumes, files left (None when
-    the benchmark did not checkpoint its trials).
+    the benchmark did not checkpoint its trials); ``pruning``: the benchmark's pruning policy
+    (``{"mode": "none"}`` when it did not prune); :attr:`tuning_cost`: what the trials cost and what
+    pruning saved.
     """
 
     run: StoredRun
@@ -41,6 +43,7 @@ class BenchmarkResult:
     report_paths: tuple[Path, Path] | None = None
     #: What checkpointing the trials cost (:func:`laptime.benchmark.core.checkpoint_summary`), None without.
     checkpoints: dict[str, Any] | None = None
+    pruning: dict[str, Any] | None = None
 
     # ---- the numbers ------------------------------------------------------------------------------
 
@@ -87,6 +90,14 @@ class BenchmarkResult:
         return dict(sorted(counts.items()))
 
     @property
+    def tuning_cost(self) -> dict[str, Any]:
+        """Steps and trial-seconds spent per algorithm and workload, and for pruned trials the rest of
+        their budget (an upper bound on what pruning saved): :func:`laptime.tuning.pruning.tuning_cost`."""
+        from laptime.tuning.pruning import tuning_cost
+
+        return tuning_cost(self.trials)
+
+    @property
     def contaminated(self) -> int:
         """How many trials ran on a busy machine."""
         return sum(r.contaminated for r in self.trials)
@@ -106,7 +117,8 @@ class BenchmarkResult:
         out = self.score.to_dict()
         out.update(db=str(self.db), run_id=self.run_id, trials=len(self.trials), budget_mode=self.budget_mode,
                    executor=self.executor, contaminated=self.contaminated, warning=self.warning,
-                   outcomes=self.outcomes, checkpoints=self.checkpoints)
+                   outcomes=self.outcomes, checkpoints=self.checkpoints, pruning_policy=self.pruning,
+                   tuning_cost=self.tuning_cost["total"])
         if self.report_paths is not None:
             out.update(report=str(self.report_paths[0]), markdown=str(self.report_paths[1]))
         return out

@@ -105,6 +105,10 @@ KEYS: dict[str, tuple[str, tuple[str, Any], str | None]] = {
     "checkpoint_dir": ("checkpoint_dir", _STR, "path"),
     "checkpoint_every": ("checkpoint_every", _NUMBER, "float"),
     "checkpoint_every_steps": ("checkpoint_every_steps", _INT, None),
+    "prune": ("prune", _choice("auto", "none", "exact", "predict"), None),
+    "predictor": ("predictor", _choice("curve", "rung"), None),
+    "prune_threshold": ("prune_threshold", _NUMBER, "float"),
+    "prune_eta": ("prune_eta", _INT, None),
 }
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

@@ -522,7 +522,8 @@ def _bench_options(args: argparse.Namespace) -> dict[str, Any]:
         time_limit=args.time_limit, jobs_folder=args.jobs_folder, command=args.command_line, quiet=args.json,
         bench_file=getattr(args, "bench_file", None), checkpoint=not args.no_checkpoint,
         checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-        checkpoint_every_steps=args.checkpoint_every_steps)
+        checkpoint_every_steps=args.checkpoint_every_steps, prune=args.prune, predictor=args.predictor,
+        prune_threshold=args.prune_threshold, prune_eta=args.prune_eta)
 
 
 def _checkpoint_options(args: argparse.Namespace, db_path: Path | None) -> dict[str, Any]:
@@ -563,6 +564,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _print_leaderboard(console, result.score, result.trials)
     if result.warning:
         console.print(f"[yellow]warning:[/yellow] {result.warning}")
+    _print_tuning_cost(console, result.tuning_cost)
     checkpoints = result.checkpoints
     if checkpoints is not None and checkpoints["written"]:
         console.print(f"checkpoints: {checkpoints['written']} written by {checkpoints['trials']} trials "
@@ -571,6 +573,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       f"{checkpoints['resumes']} resumes; {checkpoints['left']} left in {checkpoints['dir']}")
     console.print(f"report: [bold]{html_path}[/bold]  (markdown: {md_path})")
     return 0
+
+
+def _print_tuning_cost(console, cost: dict[str, Any]) -> None:
+    """One line: what the trials cost, and (with pruned trials) at most what pruning saved."""
+    total = cost["total"]
+    line = (f"tuning cost: {total['seconds']:.0f} trial-seconds, {total['steps']} steps in {total['trials']} trials")
+    if total["pruned"]:
+        line += (f"; {total['pruned']} pruned, saving at most {total['saved_seconds_max']:.0f} trial-seconds "
+                 f"({total['saved_steps_max']:.0f} steps: the rest of their budgets)")
+    console.print(line)
 
 
 def _print_leaderboard(console, score, records) -> None:
@@ -606,6 +618,9 @@ def _print_leaderboard(console, score, records) -> None:
     for r in records:
         counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1
     console.print("trials: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items())))
+    if score.pruning is not None:
+        colour = "" if score.pruning["exact"] else "[yellow]"
+        console.print(f"{colour}pruning: {score.pruning['text']}", markup=bool(colour))
 
 
 # --------------------------------------------------------------------------- report
@@ -646,6 +661,34 @@ def _report_column(by: str, meta: dict[str, Any], records) -> str:
         return meta.get("score_column") or _score_column("auto", "steps" if records and all(
             r.budget_mode == "steps" for r in records) else "time")
     return _COLUMNS[by]
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``laptime replay``: what pruning would have saved and scored on a stored unpruned benchmark."""
+    from laptime.tuning.prune_study import compare, format_comparison, prediction_quality
+    from laptime.tuning.pruning import PruningPolicy
+
+    records, meta, what = _stored_run(Path(args.db) if args.db else _default_db(), args.run, False)
+    if any(r.outcome.value == "pruned" for r in records):
+        raise CLIError(f"{what} has pruned trials: replay needs a benchmark run with --prune none")
+    if not any(r.ruleset == "external" for r in records):
+        raise CLIError(f"{what} has no external-tuning trials: only studies of several trials can be pruned")
+    column = _report_column(args.by, meta, records)
+    policy = PruningPolicy(mode=args.prune, by=column, predictor=args.predictor, threshold=args.prune_threshold,
+                           eta=args.prune_eta)
+    result = compare(records, policy, n_bootstrap=args.bootstrap, force=args.force)
+    quality = prediction_quality(records, policy) if policy.mode == "predict" else None
+    if args.json:
+        print(json.dumps({"run": what, **result, "prediction_quality": quality}, indent=2, default=str))
+        return 0
+    print(f"{what}: {len(records)} trials")
+    print(format_comparison(result))
+    if quality is not None:
+        brier = "" if quality["brier"] is None else f"; Brier score of P(reach) {quality['brier']:.3f}"
+        print(f"  predictions in shadow on every unpruned trial: {quality['predictions']} made, would stop "
+              f"{quality['trials_stopped']} trials, {quality['trials_stopped_wrongly']} of them wrongly (they met "
+              f"the target in budget and before their study's best so far){brier}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -902,6 +945,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
     p.add_argument("--json", action="store_true", help="machine-readable output (no progress display)")
     p.add_argument("--by", choices=("auto", "time", "robust", "steps"), default="auto", help=_BY_HELP)
+    p.add_argument("--prune", choices=("auto", "none", "exact", "predict"), default="auto",
+                   help="stop tuning trials early (external tuning): exact (the default there) stops a trial once "
+                        "it has spent what its study's best needed to reach the target, so the scores are those "
+                        "without pruning; predict also stops trials a rule predicts will not reach the target in "
+                        "their budget or before the study's best (not exact); none runs every trial out")
+    p.add_argument("--predictor", choices=("curve", "rung"), default="curve",
+                   help="--prune predict: curve (learning-curve extrapolation with an uncertainty) or rung "
+                        "(successive-halving rungs: keep the top 1/eta of the study's trials)")
+    p.add_argument("--prune-threshold", type=float, default=0.05, metavar="P",
+                   help="--predictor curve: stop when the probability of reaching the target in time is below P "
+                        "(default 0.05)")
+    p.add_argument("--prune-eta", type=int, default=3, metavar="ETA",
+                   help="--predictor rung: keep the top 1/ETA at each rung (default 3)")
     _add_log_argument(p)
     p.add_argument("--config", metavar="FILE.toml",
                    help="take the benchmark's options from a TOML file (keys: the long options with _ for -, "
@@ -922,6 +978,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trial-choice", choices=("fastest", "algoperf"), default="fastest", help=_TRIAL_CHOICE_HELP)
     p.add_argument("--tau-points", type=int, default=None, metavar="N", help=_TAU_POINTS_HELP)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("replay", help="what pruning would have saved and scored: replay a pruning rule over a "
+                                      "stored benchmark run without pruning")
+    p.add_argument("--db", help="results database (default: $LAPTIME_DB or the user data dir)")
+    p.add_argument("--run", type=int, help="benchmark run id (default: the latest)")
+    p.add_argument("--prune", choices=("exact", "predict"), default="exact", help="the pruning to replay")
+    p.add_argument("--predictor", choices=("curve", "rung"), default="curve", help="--prune predict: the rule")
+    p.add_argument("--prune-threshold", type=float, default=0.05, metavar="P",
+                   help="--predictor curve: stop below this probability of reaching the target in time")
+    p.add_argument("--prune-eta", type=int, default=3, metavar="ETA", help="--predictor rung: keep the top 1/ETA")
+    p.add_argument("--by", choices=("auto", "time", "robust", "steps"), default="auto",
+                   help=_BY_HELP + "; auto: what the benchmark scored")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--force", action="store_true", help="score trials from different hardware/workload versions")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("score", help="score time-to-target results: a CSV from laptime or elsewhere, or a stored "
                                      "benchmark or import")

@@ -53,11 +53,17 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def stored_record(store: ResultsStore, key: str, retry_failed: bool) -> TrialRecord | None:
-    """The stored record that makes ``key`` finished, or None."""
+def stored_record(store: ResultsStore, key: str, retry_failed: bool, pruning: Any = None) -> TrialRecord | None:
+    """The stored record that makes ``key`` finished, or None. A pruned trial is finished only for a
+    benchmark that prunes alike (:func:`laptime.tuning.pruning.accepts`)."""
     record = store.find_by_plan_key(key)
     if record is None or (retry_failed and record.outcome == Outcome.FAILED):
         return None
+    if record.outcome == Outcome.PRUNED:
+        from laptime.tuning.pruning import accepts
+
+        if not accepts(pruning, record):
+            return None
     return record
 
 
@@ -118,13 +124,18 @@ class PlanBook:
     plans held by others are looked at again, default ``min(5, lease / 4)``). ``checkpoint_dir``:
     where the trials' checkpoints are (``TrialOptions.checkpoint_dir``); a plan's is removed once
     its record is stored here, since a trial run away from the store leaves it to the writer.
+    ``pruning`` (a :class:`~laptime.tuning.pruning.PruningPolicy`): the plans of one study of one
+    algorithm on one workload run one after the other in trial order (a plan is not handed out
+    while an earlier one of its chain is still to run), and :meth:`prune_spec` tells each what its
+    chain's stored trials bound (:class:`~laptime.tuning.pruning.ChainOrder`).
     """
 
     def __init__(self, store: ResultsStore, plans: Sequence[Any], prepared: Sequence[tuple[TrialPlan, str]], *,
                  run_id: int | None = None, resume: bool = True, retry_failed: bool = False,
                  on_result: Callable[[Any, TrialRecord], None] | None = None, claims: bool = True,
                  lease: float = DEFAULT_LEASE_S, poll: float | None = None, owner: str | None = None,
-                 describe: Callable[[TrialPlan], str] = str, checkpoint_dir: str | None = None):
+                 describe: Callable[[TrialPlan], str] = str, checkpoint_dir: str | None = None,
+                 pruning: Any = None):
         if lease <= 0:
             raise UsageError(f"the claim lease must be > 0 seconds, got {lease!r}")
         self.store = store
@@ -140,6 +151,12 @@ class PlanBook:
         self.owner = owner or new_owner()
         self.describe = describe
         self.checkpoint_dir = checkpoint_dir
+        self.pruning = pruning if pruning is not None and pruning.active else None
+        self.chains = None
+        if self.pruning is not None:
+            from laptime.tuning.pruning import ChainOrder
+
+            self.chains = ChainOrder(self.pruning, [plan for plan, _ in self.prepared])
         self.records: list[TrialRecord | None] = [None] * len(self.prepared)
         self.todo: deque[int] = deque()
         self.same_as: dict[int, int] = {}  # a duplicate plan -> the index that runs it
@@ -156,13 +173,37 @@ class PlanBook:
                     self.same_as[index] = first_by_key[key]
                     continue
                 first_by_key[key] = index
-                record = stored_record(store, key, retry_failed)  # finished earlier: no worker, job or claim
+                record = stored_record(store, key, retry_failed, self.pruning)  # finished earlier: no worker, job or claim
                 if record is not None:
                     self._reused(index, record)
                     continue
             self.todo.append(index)
 
     # ---- handing out -----------------------------------------------------------------------------
+
+    @property
+    def held(self) -> bool:
+        """Plans that cannot run now but will: waiting for another benchmark's claim, or (with
+        pruning) for the earlier trials of their study to be stored. An executor keeps idle workers."""
+        return bool(self.todo or self.waiting)
+
+    def prune_spec(self, index: int):
+        """What plan ``index`` is told about pruning (a :class:`~laptime.tuning.pruning.PruneSpec`:
+        its chain's best so far), or None without pruning."""
+        if self.chains is None:
+            return None
+        return self.chains.spec(index, self.records)
+
+    def _next_free(self) -> int | None:
+        """The first plan of ``todo`` whose chain's earlier plans are all done (taken out of todo)."""
+        if self.chains is None:
+            return self.todo.popleft() if self.todo else None
+        unfinished = set(self.todo) | set(self.waiting) | set(self.running)
+        for position, index in enumerate(self.todo):
+            if not self.chains.blocked(index, unfinished.__contains__):
+                del self.todo[position]
+                return index
+        return None
 
     @property
     def pending(self) -> bool:
@@ -184,7 +225,9 @@ class PlanBook:
             self._waited.update(self.waiting)
             self.waiting.clear()
         while self.todo:
-            index = self.todo.popleft()
+            index = self._next_free()
+            if index is None:  # every plan left waits for an earlier trial of its study
+                return None
             plan, key = self.prepared[index]
             record, holder = self._check_and_claim(key)
             if record is not None:
@@ -207,7 +250,7 @@ class PlanBook:
         if not self.resume and not self.claims:
             return None, None
         with self.store.transaction():  # one write transaction: nobody stores or claims in between
-            record = stored_record(self.store, key, self.retry_failed) if self.resume else None
+            record = stored_record(self.store, key, self.retry_failed, self.pruning) if self.resume else None
             if record is not None or not self.claims or key in self.running.values():
                 return record, None
             return None, self.store.claim(key, self.owner, lease=self.lease)
@@ -248,7 +291,7 @@ class PlanBook:
         key = self.running.get(index, self.prepared[index][1])
         with self.store.transaction():
             # under resume the claim was taken when the plan had no record: one now is another benchmark's
-            other = stored_record(self.store, key, self.retry_failed) if self.resume else None
+            other = stored_record(self.store, key, self.retry_failed, self.pruning) if self.resume else None
             if other is not None:
                 logger.warning("%s: another benchmark stored this plan while it ran here; its record is kept",
                                self.describe(self.prepared[index][0]))

@@ -315,6 +315,7 @@ def reference_floors(store: ResultsStore, resolver: _Resolver, plan: TrialPlan) 
 
 def _book(store: ResultsStore, plans, prepared, executor: Any, on_result: OnResult | None) -> PlanBook:
     return PlanBook(store, plans, prepared, run_id=executor.run_id, resume=executor.resume,
+                    pruning=getattr(executor, "pruning", None),
                     retry_failed=executor.retry_failed, on_result=on_result, claims=executor.claims,
                     lease=executor.claim_lease, describe=_describe,
                     checkpoint_dir=getattr(getattr(executor, "options", None), "checkpoint_dir", None))
@@ -344,6 +345,7 @@ def _set_common(executor: Any, store_path: Any, *, run_id, options, workloads_fa
     executor.loggers = parse_loggers(loggers)  # picklable specs: the trackers run where the trial runs
     executor.claims = claims
     executor.claim_lease = claim_lease
+    executor.pruning = None  # a laptime.tuning.pruning.PruningPolicy: set by the benchmark (see PlanBook)
 
 
 @contextlib.contextmanager
@@ -420,7 +422,8 @@ class InlineExecutor:
                         record = execute_plan(plan, device=self.device, store=store, run_id=self.run_id,
                                               workloads=workloads, algorithms=algorithms, options=self.options,
                                               progress=progress, threads=choice, loggers=self.loggers,
-                                              save=lambda r, i=index: book.store_record(i, r))
+                                              save=lambda r, i=index: book.store_record(i, r),
+                                              prune=book.prune_spec(index))
                     except BaseException:
                         book.lost(index)
                         raise
@@ -457,11 +460,11 @@ def _worker_main(conn, device: str, run_id: int | None, options: TrialOptions | 
             return
         if message is None:
             return
-        _, index, plan, floors = message
+        _, index, plan, floors, prune = message
         try:
             record = execute_plan(plan, device=device, store=None, run_id=run_id, workloads=workloads,
                                   algorithms=algorithms, options=options, threads=threads, loggers=loggers,
-                                  reference_floors=floors)
+                                  reference_floors=floors, prune=prune)
         except TrialPreempted:  # SIGTERM: the trial checkpointed; the exit status says so (no traceback)
             sys.exit(PREEMPTED_EXIT_STATUS)
         except Exception:  # noqa: BLE001 - reported to the parent
@@ -612,13 +615,13 @@ class LocalParallelExecutor:
                 plan = prepared[index][0]
                 floors = reference_floors(store, resolver, plan) if robust else None
                 try:
-                    worker.conn.send(("run", index, plan, floors))
+                    worker.conn.send(("run", index, plan, floors, book.prune_spec(index)))
                 except (OSError, ValueError):  # the worker died meanwhile: its sentinel will tell
                     book.lost(index)
                     book.todo.appendleft(index)
                     return
                 worker.current = index
-            elif state["stop"] or not book.waiting:
+            elif state["stop"] or not book.held:
                 worker.stopping = True
                 with contextlib.suppress(OSError, ValueError):
                     worker.conn.send(None)

@@ -58,7 +58,8 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class TrialJob:
-    """What a job runs: ``job(plan, floors)`` → the plan's :class:`TrialRecord`, not stored.
+    """What a job runs: ``job(plan, floors, prune)`` → the plan's :class:`TrialRecord`, not stored
+    (``prune``: the trial's :class:`~laptime.tuning.pruning.PruneSpec`, or None).
 
     Picklable (the factories must be importable where the job runs); the same for every plan of a
     benchmark, so an engine can ship it once."""
@@ -71,12 +72,12 @@ class TrialJob:
     threads: ThreadChoice
     loggers: tuple = ()
 
-    def __call__(self, plan: TrialPlan, floors: dict[str, float] | None = None) -> TrialRecord:
+    def __call__(self, plan: TrialPlan, floors: dict[str, float] | None = None, prune: Any = None) -> TrialRecord:
         apply_threads(self.threads)
         return execute_plan(plan, device=self.device, store=None, run_id=self.run_id,
                             workloads=self.workloads_factory(), algorithms=self.algorithms_factory(),
                             options=self.options, threads=self.threads, loggers=self.loggers,
-                            reference_floors=floors)
+                            reference_floors=floors, prune=prune)
 
 
 def job_device(device: str | torch.device, engine: str) -> torch.device:
@@ -192,7 +193,8 @@ class JobExecutor:
                         if index is None:
                             break
                         plan = prepared[index][0]
-                        batch.append((index, plan, reference_floors(store, resolver, plan) if robust else None))
+                        batch.append((index, plan, reference_floors(store, resolver, plan) if robust else None,
+                                      book.prune_spec(index)))
                     if batch:
                         try:
                             if not started:
@@ -200,10 +202,10 @@ class JobExecutor:
                                 started = True
                             handles = self._submit(self.job(), batch)
                         except BaseException:
-                            for index, _, _ in batch:
+                            for index, *_ in batch:
                                 book.lost(index)
                             raise
-                        running.update(zip(handles, (index for index, _, _ in batch)))
+                        running.update(zip(handles, (index for index, *_ in batch)))
                     if not running:
                         if book.waiting and not stop:  # plans another benchmark is running
                             time.sleep(min(book.wait_time(), 5.0))

@@ -75,6 +75,7 @@ def execute_plan(
     reference_floors: Mapping[str, float] | None = None,
     save: Callable[[TrialRecord], Any] | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
+    prune: Any = None,
 ) -> TrialRecord:
     """Run ``plan`` and store the result (if ``store`` is given). Returns the record.
 
@@ -101,6 +102,9 @@ def execute_plan(
     the writer (:func:`laptime.runner.checkpoint.sweep` once stored), so a death in between loses
     nothing. SIGTERM makes the trial checkpoint and raise
     :class:`~laptime.runner.checkpoint.TrialPreempted` (nothing is stored).
+
+    ``prune``: the trial's :class:`~laptime.tuning.pruning.PruneSpec` (its study's best so far and
+    the pruning policy), handed over by the executor's plan book; None: not pruned.
     """
     device = resolve_device(str(device))
     choice = threads if isinstance(threads, ThreadChoice) else thread_choice(device, threads)
@@ -116,6 +120,8 @@ def execute_plan(
                                   budget=plan.budget_mode)
     if plan.batch_size is not None:
         options = dataclasses.replace(options, batch_size=plan.batch_size)
+    if prune is not None:
+        options = dataclasses.replace(options, prune=prune)
 
     algorithm_hash = source_hash(algorithm.source_files())
     hardware = hardware_info(device)

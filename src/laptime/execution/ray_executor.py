@@ -26,9 +26,9 @@ def ray_available() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def _run_trial(job: TrialJob, plan, floors):
+def _run_trial(job: TrialJob, plan, floors, prune=None):
     """The task: one trial, its record returned (never stored here)."""
-    return job(plan, floors)
+    return job(plan, floors, prune)
 
 
 class RayExecutor(JobExecutor):
@@ -82,8 +82,9 @@ class RayExecutor(JobExecutor):
         if self._job_ref is None or self._job != job:
             self._job, self._job_ref = job, ray.put(job)  # shipped once, shared by every task
         options = {"num_cpus": self.thread_choice.threads, "num_gpus": self.gpus_per_trial}
-        return [self._task.options(name=f"laptime-trial-{index}", **options).remote(self._job_ref, plan, floors)
-                for index, plan, floors in batch]
+        return [self._task.options(name=f"laptime-trial-{index}", **options).remote(self._job_ref, plan, floors,
+                                                                                               prune)
+                for index, plan, floors, prune in batch]
 
     def _wait(self, handles, timeout):
         import ray

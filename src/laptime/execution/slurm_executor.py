@@ -43,13 +43,13 @@ class SlurmTrial(submitit.helpers.Checkpointable):
     def __init__(self, job: TrialJob):
         self.job = job
 
-    def __call__(self, plan, floors=None):
-        return self.job(plan, floors)
+    def __call__(self, plan, floors=None, prune=None):
+        return self.job(plan, floors, prune)
 
-    def checkpoint(self, plan, floors=None) -> submitit.helpers.DelayedSubmission:
+    def checkpoint(self, plan, floors=None, prune=None) -> submitit.helpers.DelayedSubmission:
         """Called by submitit when Slurm signals the job (time limit, preemption): what to requeue —
         the same plan, which resumes from the trial's last checkpoint (see the module docstring)."""
-        return submitit.helpers.DelayedSubmission(SlurmTrial(self.job), plan, floors)
+        return submitit.helpers.DelayedSubmission(SlurmTrial(self.job), plan, floors, prune)
 
 
 class SlurmExecutor(JobExecutor):
@@ -121,9 +121,9 @@ class SlurmExecutor(JobExecutor):
         trial = SlurmTrial(job)
         if len(batch) > 1:
             with self._executor.batch():  # one job array on Slurm
-                jobs = [self._executor.submit(trial, plan, floors) for _, plan, floors in batch]
+                jobs = [self._executor.submit(trial, plan, floors, prune) for _, plan, floors, prune in batch]
         else:
-            jobs = [self._executor.submit(trial, plan, floors) for _, plan, floors in batch]
+            jobs = [self._executor.submit(trial, plan, floors, prune) for _, plan, floors, prune in batch]
         return jobs
 
     def _wait(self, handles, timeout):

@@ -120,6 +120,10 @@ class TrialOptions:
     #: The checkpoint's file name without suffix (``execute_plan``: the plan key); ``None``: a hash
     #: of the trial's configuration.
     checkpoint_name: str | None = None
+    #: Tuning-time pruning (:mod:`laptime.tuning.pruning`): the policy and the bound of the trial's
+    #: study so far (``execute_plan`` gets it from the executor). Not part of the checkpoint's identity:
+    #: a resumed trial is stopped by the bound it is given now.
+    prune: Any = None
     #: Leave the checkpoint when the trial ends (``execute_plan`` removes it once the trial is
     #: stored, so a process killed in between resumes rather than starting over).
     checkpoint_keep: bool = False
@@ -349,6 +353,12 @@ def run_trial(
     resume: dict[str, Any] | None = None
     if options.checkpoint_dir is not None and ckpt.preemption_requested():
         raise ckpt.TrialPreempted(None, None)  # SIGTERM came between trials: start nothing
+    pruner = None
+    if options.prune is not None:
+        from laptime.tuning.pruning import Pruner
+
+        pruner = Pruner(options.prune, direction=workload.target.direction, target=workload.target.validation,
+                        budget_steps=budget_steps, budget_sec=budget)
 
     if progress is not None:
         progress.start(workload, algorithm, budget)
@@ -431,6 +441,8 @@ def run_trial(
                 time_to_target, steps_to_target, work_to_target = (r["time_to_target"], r["steps_to_target"],
                                                                    r["work_to_target"])
                 last_eval_step = int(r["last_eval_step"])
+                if pruner is not None and r.get("pruner"):
+                    pruner.load_state_dict(r["pruner"])
                 notes[:] = [*r["notes"], f"resumed from a checkpoint at step {step} ({sub_time:.2f} s of submission "
                                          f"time); work after it by the stopped process is not counted"]
                 started_at = r["started_at"]
@@ -493,6 +505,7 @@ def run_trial(
                 "time_to_target": time_to_target, "steps_to_target": steps_to_target,
                 "work_to_target": work_to_target, "last_eval_step": last_eval_step, "notes": list(notes),
                 "started_at": started_at, "batches_drawn": input_queue.drawn, "batch_size": batch_size,
+                "pruner": pruner.state_dict() if pruner is not None else None,
             }
             payload = {
                 "runner": runner,
@@ -524,6 +537,14 @@ def run_trial(
                 break
             charge(t0, w0)
             # ---- untimed bookkeeping
+            if pruner is not None and time_to_target is None and not complete:
+                # exact: this trial's value to target can no longer be below its study's best
+                # the work so far is that of closed windows: a lower bound, so never pruned too early
+                why = pruner.after_step(step, sub_time, meter.work if meter is not None else None)
+                if why is not None:
+                    outcome = Outcome.PRUNED
+                    notes.append(why)
+                    break
             state["accumulated_submission_time"] = sub_time
             state["global_step"] = step
             state["is_time_remaining"] = step < budget_steps if budget_steps is not None else sub_time < budget
@@ -569,6 +590,11 @@ def run_trial(
                     outcome = Outcome.DIVERGED
                 elif reached and options.stop_at_target:
                     outcome = Outcome.REACHED
+                elif pruner is not None and time_to_target is None and not (complete or out_of_budget or out_of_steps) \
+                        and (why := pruner.after_eval(step, evals[-1].metrics[metric_key], sub_time,
+                                                      meter.work if meter is not None else None)) is not None:
+                    outcome = Outcome.PRUNED
+                    notes.append(why)
                 elif complete:
                     outcome = Outcome.REACHED if time_to_target is not None else Outcome.COMPLETE
                 elif out_of_budget or out_of_steps:
@@ -610,6 +636,8 @@ def run_trial(
                                  "work_clock": "process_cpu" if isinstance(work_clock, CpuClock) else "device_wall"}
     if batch_size_used is not None:
         measurement["batch_size"] = batch_size_used
+    if pruner is not None:
+        measurement["prune"] = pruner.summary()
     if checkpointer is not None:
         notes.extend(checkpointer.notes)
         measurement["checkpoint"] = checkpointer.summary()

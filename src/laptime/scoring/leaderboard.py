@@ -209,7 +209,9 @@ class ScoreReport:
     - ``baseline``/``speedups``/``geomean_speedups``: only when a baseline was given;
     - ``bootstrap``: only when ``n_bootstrap > 0``;
     - ``trial_choice``: how each study's trial was chosen (``fastest`` or ``algoperf``);
-    - ``tau_points``: ``None`` (the exact integral) or the number of taus of the trapezoid rule.
+    - ``tau_points``: ``None`` (the exact integral) or the number of taus of the trapezoid rule;
+    - ``pruning``: with trials of a pruning benchmark (:mod:`laptime.tuning.pruning`), what pruned them
+      and how many (:func:`pruning_note`), else ``None``.
     """
 
     algorithms: list[str]
@@ -229,6 +231,7 @@ class ScoreReport:
     bootstrap: BootstrapResult | None = None
     trial_choice: str = "fastest"
     tau_points: int | None = None
+    pruning: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict.  Shape::
@@ -273,6 +276,8 @@ class ScoreReport:
             "trial_choice": self.trial_choice,
             "tau_points": self.tau_points,
         }
+        if self.pruning is not None:
+            out["pruning"] = self.pruning
         if self.bootstrap is not None:
             out["bootstrap"] = {
                 "n_resamples": self.bootstrap.n_resamples,
@@ -328,6 +333,8 @@ class ScoreReport:
             foot += (f"; speedup vs {self.baseline}: geometric mean of {self.baseline}'s time / the algorithm's "
                      "over the workloads both reached (- = none)")
         lines.append(foot)
+        if self.pruning is not None:
+            lines.append(f"pruning: {self.pruning['text']}")
         if has_base:
             lines.append("")
             lines.append(f"speedup over {self.baseline} per workload ({self.baseline}'s time / the algorithm's; "
@@ -531,9 +538,52 @@ def score_table(
     )
 
 
+def pruning_note(records: Sequence[TrialRecord], column: str) -> dict[str, Any] | None:
+    """What the leaderboard says about pruning (None: no trial was run by a pruning benchmark).
+
+    ``{"policies": [...], "trials", "pruned", "exact": bool, "text": str}``. ``exact`` is whether
+    the scores are those of the same trials unpruned: every trial pruned exactly, by ``column``
+    (:mod:`laptime.tuning.pruning`). Trials stopped by a prediction, or pruned by another column
+    than the one scored, make it False and the text says so."""
+    infos = [(r, (r.measurement or {}).get("prune")) for r in records]
+    infos = [(r, i) for r, i in infos if i]
+    if not infos:
+        return None
+    policies = sorted({json.dumps(i.get("policy", {}), sort_keys=True) for _, i in infos})
+    pruned = [(r, i) for r, i in infos if Outcome(r.outcome) is Outcome.PRUNED]
+    predicted = [i for _, i in pruned if i.get("stopped_by") != "exact"]
+    other_column = sorted({i.get("by") for _, i in pruned if i.get("by") != column})
+    names = {"steps_to_target": "steps", "time_to_target": "raw time", "robust_time_to_target": "robust time"}
+    modes = sorted({json.loads(p).get("mode", "?") for p in policies})
+    text = f"{'/'.join(modes)} pruning; {len(pruned)} of {len(records)} trials pruned"
+    if pruned:
+        text += f" ({len(pruned) - len(predicted)} exactly, {len(predicted)} by a prediction)"
+    exact = not predicted and not other_column
+    if other_column:
+        text += (f"; they were pruned by {', '.join(names.get(c, str(c)) for c in other_column)}, not by the "
+                 f"{names.get(column, column)} scored here, so these scores are NOT those of the trials unpruned: "
+                 f"score by the column they were pruned by")
+    elif predicted:
+        text += "; trials stopped by a prediction might have been their study's fastest: scores may differ from an "\
+                "unpruned run's (laptime prune replay measures by how much)"
+    else:
+        text += "; scores are those of the same trials unpruned (exact pruning)"
+    return {"policies": [json.loads(p) for p in policies], "trials": len(records), "pruned": len(pruned),
+            "predicted": len(predicted), "exact": exact, "text": text}
+
+
 def score_records(records: Iterable[TrialRecord], force: bool = False, **kwargs: Any) -> ScoreReport:
     """:func:`check_comparable` (refuses mixed hardware / workload versions unless ``force``), then
-    :func:`score_table` on :func:`rows_from_records`; ``kwargs`` go to :func:`score_table`."""
+    :func:`score_table` on :func:`rows_from_records`; ``kwargs`` go to :func:`score_table`. Pruned
+    trials are misses (exact: their study's best is at most the bound they proved); the report says
+    how they were pruned (:func:`pruning_note`). AlgoPerf's trial choice (by eval index, not by
+    value) is refused for pruned trials: pruning by value cannot keep its choice."""
     records = list(records)
     check_comparable(records, force=force)
-    return score_table(rows_from_records(records, kwargs.get("column", "time_to_target")), **kwargs)
+    column = kwargs.get("column", "time_to_target")
+    if kwargs.get("trial_choice") == "algoperf" and any(Outcome(r.outcome) is Outcome.PRUNED for r in records):
+        raise ScoringError("these trials include pruned ones: AlgoPerf's trial choice (the earliest eval index) "
+                           "cannot score them exactly; use the fastest-trial choice (the default)")
+    report = score_table(rows_from_records(records, column), **kwargs)
+    report.pruning = pruning_note(records, column)
+    return report
