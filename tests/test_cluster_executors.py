@@ -209,3 +209,19 @@ def test_a_missing_engine_names_its_extra(capsys, tmp_path, monkeypatch):
                                "--db", str(tmp_path / "r.sqlite"))
         assert code == 2 and f'pip install "{extra}"' in err, err
     assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_ray_tasks_prune_the_same_trials_as_inline(capsys, tmp_path, local_ray):
+    """Pruning under Ray: each trial is told its study's best so far and a study's trials wait for
+    each other (chains), so the same trials are pruned at the same steps as inline."""
+    prune = ["bench", "--suite", "mnist1d", "-a", "adamw", "--ruleset", "external", "--studies", "1", "--trials", "3",
+             "--max-steps", "400", "--budget", "steps", "--bootstrap", "0", "--by", "steps", "--json",
+             "--prune", "exact", "--no-checkpoint"]
+    dbs = {}
+    for executor in ("inline", "ray"):
+        dbs[executor] = tmp_path / f"{executor}.sqlite"
+        code, out, err = run_cli(capsys, *prune, "--executor", executor, "--db", str(dbs[executor]), "--out",
+                                 str(tmp_path / executor))
+        assert code == 0, err
+    assert trials_of(dbs["ray"]) == trials_of(dbs["inline"])
+    assert any(row[5] == "pruned" for row in trials_of(dbs["ray"]))

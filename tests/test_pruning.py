@@ -342,3 +342,41 @@ def test_scoring_says_when_scores_are_not_those_of_the_unpruned_trials():
         score_records(by_steps, column="steps_to_target", trial_choice="algoperf")
     assert "pruning: " in score_records(by_steps, column="steps_to_target").format_table()
     assert math.isinf(score_records(by_steps, column="steps_to_target", variants=None).raw_times["A"]["w"]) is False
+
+
+def test_report_shows_the_tuning_cost_and_how_trials_were_pruned():
+    from laptime.report import build_report
+
+    full = [trial(index=0, reach=200), trial(index=1), trial(alg="B", index=0, reach=300)]
+    pruned = replay(full, POLICY["steps_to_target"])
+    report = build_report(pruned, score_records(pruned, column="steps_to_target"))
+    html = report.to_html()
+    assert 'id="cost"' in html and "saved at most" in html and "1 of 3 trials pruned" in html
+    assert "Pruning: exact pruning" in report.to_markdown()
+    plain = build_report(full, score_records(full, column="steps_to_target")).to_html()
+    assert "No trial was pruned" in plain and "saved at most" not in plain
+
+
+def test_a_resumed_pruner_decides_as_the_uninterrupted_one():
+    policy = PruningPolicy("predict", "steps_to_target", predictor="rung", eta=3, rungs=2)
+    peer = trial(index=0, curve=lambda s: 0.3 + 0.5 * s / 1000)
+    me = trial(index=1, curve=lambda s: 0.25 + 0.5 * s / 1000)
+
+    def feed(pruner, evals):
+        for e in evals:
+            why = pruner.after_eval(e.step, e.metrics["validation/accuracy"], e.submission_time, e.work)
+            if why:
+                return e.step
+        return None
+
+    def fresh():
+        return Pruner(spec_from_records(policy, [peer]), direction="max", target=0.9, budget_steps=1000, budget_sec=1)
+
+    whole = fresh()
+    stop = feed(whole, me.evals)
+    first = fresh()
+    assert feed(first, me.evals[:3]) is None
+    resumed = fresh()
+    resumed.load_state_dict(first.state_dict())
+    assert feed(resumed, me.evals[2:]) == stop  # an eval seen twice is ignored
+    assert resumed.summary()["predictions"] == whole.summary()["predictions"]

@@ -563,7 +563,10 @@ def bench(
     running trials are checkpointed outside the clock and a trial run again — by this or any
     executor, a requeued job — resumes with the same eval history), ``checkpoint_dir`` (default
     ``<db file name>.checkpoints`` beside the db), ``checkpoint_every`` (submission seconds, default
-    60) / ``checkpoint_every_steps``, ``workloads_factory`` / ``algorithms_factory`` (registries,
+    60) / ``checkpoint_every_steps``, ``prune`` (``auto``: exact pruning under external tuning, none
+    under self-tuning; ``none``, ``exact``, ``predict``: see :mod:`laptime.tuning.pruning`),
+    ``predictor`` (``curve`` or ``rung``), ``prune_threshold``, ``prune_eta``,
+    ``workloads_factory`` / ``algorithms_factory`` (registries,
     picklable for worker processes and jobs).
     ``progress`` shows a live display on stderr; ``on_result(plan, record)`` is called per trial.
     """

@@ -78,6 +78,8 @@ def render_markdown(report: Report) -> str:
         foot += f" Variant gate on (max slowdown {s.max_slowdown:g}×)."
     n_w = len(s.workloads)
     foot += " Workloads reached: " + ", ".join(f"{md_escape(a)} {reached[a]}/{n_w}" for a in s.algorithms) + "."
+    if s.pruning is not None:
+        foot += f" Pruning: {md_escape(s.pruning['text'])}."
     busy = sum(r.contaminated for r in report.records)
     if busy:
         foot += (f" {busy} of {len(report.records)} trials ran on a busy machine"
