@@ -198,15 +198,50 @@ def test_chain_order_blocks_on_earlier_trials_of_the_same_study_only():
     plans = [plan(index=0), plan(index=1), plan(study=1, index=0), plan(alg="B", index=0), plan(index=2),
              plan(ruleset="self")]
     order = ChainOrder(POLICY["steps_to_target"], plans)
+    records = [None] * 6
     pending = {0, 1, 2, 3, 4, 5}
-    assert [i for i in range(6) if not order.blocked(i, pending.__contains__)] == [0, 2, 3, 5]
+    assert [i for i in range(6) if not order.blocked(i, pending.__contains__, records)] == [0, 2, 3, 5]
     pending -= {0}
-    assert not order.blocked(1, pending.__contains__) and order.blocked(4, pending.__contains__)
+    assert not order.blocked(1, pending.__contains__, records) and order.blocked(4, pending.__contains__, records)
     records = [trial(index=0, reach=400), None, trial(study=1, index=0, reach=100), None, None, None]
     assert order.spec(1, records).bound == 400  # not study 1's 100
     records[1] = trial(index=1, reach=250)
     assert order.spec(4, records).bound == 250
     assert order.spec(5, records) is None  # self-tuning: no chain
+
+
+def test_other_workloads_wait_for_the_lead_and_run_its_best_points_first():
+    """The study's first workload leads; on the others a study's trials run in the order of their
+    points' results there (reached soonest first, then the misses by their best metric)."""
+    plans = [plan(index=i, workload=w) for i in range(4) for w in ("lead", "other")]
+    order = ChainOrder(POLICY["steps_to_target"], plans)
+    lead = [i for i, p in enumerate(plans) if p.workload == "lead"]
+    other = [i for i, p in enumerate(plans) if p.workload == "other"]
+    records = [None] * len(plans)
+    pending = set(range(len(plans)))
+    assert [i for i in range(len(plans)) if not order.blocked(i, pending.__contains__, records)] == [lead[0]]
+    results = [trial(workload="lead", index=0, curve=lambda s: 0.4), trial(workload="lead", index=1, reach=500),
+               trial(workload="lead", index=2, reach=200), trial(workload="lead", index=3, curve=lambda s: 0.6)]
+    for i, r in zip(lead, results):
+        records[i] = r
+        pending.discard(i)
+    free = [i for i in other if not order.blocked(i, pending.__contains__, records)]
+    assert [plans[i].trial_index for i in free] == [2]  # the lead's fastest point first
+    sequence = [plans[i].trial_index for i in sorted(other, key=lambda i: len(order.before[i]))]
+    assert sequence == [2, 1, 3, 0]  # reached by steps, then misses by their best accuracy
+    records[other[2]] = trial(workload="other", index=2, reach=300)
+    assert order.spec(other[1], records).bound == 300
+
+
+def test_replay_follows_the_lead_order():
+    full = []
+    for i, (lead_reach, other_reach) in enumerate([(None, 700), (600, 650), (200, 300)]):
+        full += [trial(workload="lead", index=i, reach=lead_reach), trial(workload="other", index=i, reach=other_reach)]
+    out = {(r.workload, r.trial_index): r for r in replay(full, POLICY["steps_to_target"])}
+    # on "other", point 2 runs first (reached 300), then 1 and 0 are pruned at 300 steps
+    assert out[("other", 2)].outcome is Outcome.REACHED
+    assert [out[("other", i)].steps for i in (1, 0)] == [300, 300]
+    assert out[("lead", 1)].outcome is Outcome.REACHED and out[("lead", 2)].outcome is Outcome.REACHED
 
 
 def test_spec_bound_is_the_best_reached_value_in_the_pruned_units():

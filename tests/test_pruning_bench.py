@@ -58,11 +58,17 @@ def test_the_default_under_external_tuning_is_exact_pruning(runs, tmp_path):
     assert selftuned.pruning.mode == "none"
 
 
-def test_worker_processes_prune_the_same_trials(runs):
-    folder, _, exact = runs
-    local = laptime.bench(SUITE, db=folder / "local.sqlite", prune="exact", executor="local", workers=2, **COMMON)
-    assert outline(local.trials) == outline(exact.trials)
-    assert local.scores == exact.scores
+def test_worker_processes_prune_what_the_replay_of_an_unpruned_run_says(tmp_path):
+    """Two workloads: the CNN variant's trials wait for the MLP's (the lead) and run its best points
+    first. Two worker processes prune the same trials at the same steps as the replay of an unpruned
+    inline run."""
+    suite = [("mnist1d", "base", "cpu"), ("mnist1d", "cnn", "cpu")]
+    options = {**COMMON, "algorithms": ["adamw"]}
+    none = laptime.bench(suite, db=tmp_path / "none.sqlite", prune="none", **options)
+    local = laptime.bench(suite, db=tmp_path / "local.sqlite", prune="exact", executor="local", workers=2, **options)
+    assert outline(replay(none.trials, PruningPolicy("exact", "steps_to_target"))) == outline(local.trials)
+    assert any(r.outcome is Outcome.PRUNED and r.variant == "cnn" for r in local.trials)
+    assert local.scores == none.scores
 
 
 def test_a_benchmark_reuses_pruned_trials_only_when_it_prunes_alike(runs, tmp_path):
@@ -107,3 +113,20 @@ def test_cli_refuses_what_cannot_be_pruned(runs, capsys):
     assert main(["bench", "--suite", "mnist1d", "--prune", "exact", "--db", str(folder / "x.sqlite")]) == 2
     err = capsys.readouterr().err
     assert "--ruleset external" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_exact_pruning_by_the_robust_time_compares_work(tmp_path):
+    """Scored on the robust time (the CPU default), trials are pruned once their measured work (reference
+    passes, closed windows: a lower bound) reaches the best work to target of their study."""
+    result = laptime.bench(SUITE, db=tmp_path / "robust.sqlite", prune="exact",
+                           **{**COMMON, "by": "robust", "algorithms": ["nadamw"]})
+    assert result.pruning == {"mode": "exact", "by": "robust_time_to_target"}
+    pruned = [r for r in result.trials if r.outcome is Outcome.PRUNED]
+    assert pruned
+    for r in pruned:
+        info = r.measurement["prune"]
+        assert info["progress"] >= info["bound"] > 0
+        earlier = [t for t in result.trials if t.study == r.study and t.trial_index < r.trial_index
+                   and t.work_to_target is not None]
+        assert info["bound"] == min(t.work_to_target for t in earlier)
+    assert result.score.pruning["exact"]

@@ -200,7 +200,7 @@ class PlanBook:
             return self.todo.popleft() if self.todo else None
         unfinished = set(self.todo) | set(self.waiting) | set(self.running)
         for position, index in enumerate(self.todo):
-            if not self.chains.blocked(index, unfinished.__contains__):
+            if not self.chains.blocked(index, unfinished.__contains__, self.records):
                 del self.todo[position]
                 return index
         return None

@@ -32,15 +32,19 @@ Predictive pruning (``--prune predict``)
 
     Every prediction is kept in the trial's ``measurement["prune"]["predictions"]``.
 
-Order: chains
-    A *chain* is one study of one algorithm on one workload (its trials in trial order). A trial's
-    bound (and, for the rung rule, its peers) comes only from the trials *before it in its chain*,
-    and an executor starts it only once those are stored (:class:`ChainOrder`). So what is pruned,
-    and where, does not depend on the executor, the number of workers or how fast they run: in
+Order: chains, most promising first
+    A *chain* is one study of one algorithm on one workload. A trial's bound (and, for the rung
+    rule, its peers) comes only from the trials *before it in its chain*, and an executor starts it
+    only once those are stored (:class:`ChainOrder`). Within an algorithm's study every workload uses
+    the same hyperparameter point per trial index; the study's first workload (the suite's first:
+    put a cheap one first) is its *lead*, run in trial order, and the other workloads' chains then
+    run their trials in the order of their points' results on the lead (met the target soonest
+    first): the best trial tends to come early, and bounds the rest sooner. So what is pruned, and
+    where, does not depend on the executor, the number of workers or how fast they run: in
     step-budget mode scored by steps, a pruned benchmark is exactly reproducible. Chains are
-    independent, so a benchmark still has ``algorithms × workloads × studies`` trials it can run at
-    once. (A shared best across chains would prune more, but what was pruned would then depend on
-    timing.)
+    independent, so a benchmark still has up to ``algorithms × workloads × studies`` trials it can
+    run at once. (A shared best across chains would prune more, but what was pruned would then
+    depend on timing.)
 
 :func:`replay` runs the same rules over the stored trials of an unpruned benchmark: what pruning
 would have saved and scored, without running anything (exact for steps; interpolated between evals
@@ -377,37 +381,94 @@ def _unit_text(by: str, value: float) -> str:
 # ------------------------------------------------------------------------------------------ the executors' side
 
 
+def _workload_of(item: TrialPlan | TrialRecord) -> tuple[str, str, str]:
+    return (item.workload, item.variant or "base", item.config or "")
+
+
+def lead_rank(record: TrialRecord | None) -> tuple:
+    """How promising a hyperparameter point looks from its trial on the lead workload: trials that met
+    the target first, by steps to target; then the others by their best validation metric; then
+    points without a record. Steps and eval histories only, so the order is exactly reproducible with
+    step budgets."""
+    if record is None:
+        return (2, 0.0)
+    if Outcome(record.outcome) is Outcome.REACHED and record.steps_to_target is not None:
+        return (0, float(record.steps_to_target))
+    key = f"validation/{record.target_metric}"
+    values = [float(e.metrics[key]) for e in record.evals if key in e.metrics and math.isfinite(e.metrics[key])]
+    if not values:
+        return (1, math.inf)
+    best = max(values) if record.target_direction == "max" else min(values)
+    return (1, -best if record.target_direction == "max" else best)
+
+
 class ChainOrder:
-    """Which plans may start, and what each is told (used by :class:`laptime.execution.book.PlanBook`).
+    """Which plans may start, and what each is told (used by :class:`laptime.execution.book.PlanBook`
+    and by :func:`replay`).
 
-    A plan of a chain waits until every earlier plan of its chain has a record (or was lost: a
-    crashed trial does not block its chain); its :class:`PruneSpec` carries the best value of the
-    chain's records and, for the rung rule, their eval curves."""
+    A *chain* is one study of one algorithm on one workload. Within a study (an algorithm's study:
+    one hyperparameter point per trial index, shared by every workload) the *lead* workload is the
+    first one in plan order (the suite's first). Its chain runs in trial order; every other chain of
+    the study waits until the lead chain is done and then runs its trials *most promising first*:
+    in the order of their points' results on the lead workload (:func:`lead_rank`), since a point
+    that reached the target early there tends to do well elsewhere too, and an early best trial
+    bounds — and so prunes — the rest of its chain sooner. A plan waits until every plan before it in
+    its chain's order has a record (or was lost: a crashed trial does not block its chain); its
+    :class:`PruneSpec` carries their best value and, for the rung rule, their eval curves. Which
+    plans run, in which order within a chain, and what each is told depend only on the records of
+    earlier plans: the same under every executor."""
 
-    def __init__(self, policy: PruningPolicy, plans: Sequence[TrialPlan]):
+    def __init__(self, policy: PruningPolicy, plans: Sequence[TrialPlan | TrialRecord]):
         self.policy = policy
         self.chain_of: list[tuple | None] = [chain_key(p) for p in plans]
         self.trial_of = [p.trial_index if p.trial_index is not None else 0 for p in plans]
-        members: dict[tuple, list[int]] = defaultdict(list)
+        self.members: dict[tuple, list[int]] = defaultdict(list)
+        lead: dict[tuple, tuple] = {}  # (algorithm, study) -> the lead workload
         for index, chain in enumerate(self.chain_of):
-            if chain is not None:
-                members[chain].append(index)
+            if chain is None:
+                continue
+            self.members[chain].append(index)
+            lead.setdefault((chain[0], chain[4]), chain[1:4])
+        self.lead_chain: dict[tuple, tuple] = {}  # chain -> its study's lead chain
         self.before: dict[int, list[int]] = {}
-        for chain, indices in members.items():
-            ordered = sorted(indices, key=lambda i: (self.trial_of[i], i))
-            for pos, index in enumerate(ordered):
-                self.before[index] = ordered[:pos]
+        for chain, indices in self.members.items():
+            head = lead[(chain[0], chain[4])]
+            self.lead_chain[chain] = (chain[0], *head, chain[4])
+            if chain[1:4] == head:  # the lead chain: trial order
+                ordered = sorted(indices, key=lambda i: (self.trial_of[i], i))
+                for pos, index in enumerate(ordered):
+                    self.before[index] = ordered[:pos]
 
-    def blocked(self, index: int, unfinished: Callable[[int], bool]) -> bool:
-        """Whether plan ``index`` must wait: an earlier plan of its chain is still to run or running."""
-        return any(unfinished(i) for i in self.before.get(index, ()))
+    def _ordered(self, chain: tuple, records: Sequence[TrialRecord | None]) -> None:
+        """Order a chain that follows its lead by the lead's results (once the lead chain is done)."""
+        by_trial = {self.trial_of[i]: records[i] for i in self.members.get(self.lead_chain[chain], [])}
+        ordered = sorted(self.members[chain], key=lambda i: (lead_rank(by_trial.get(self.trial_of[i])),
+                                                             self.trial_of[i], i))
+        for pos, index in enumerate(ordered):
+            self.before[index] = ordered[:pos]
+
+    def blocked(self, index: int, unfinished: Callable[[int], bool],
+                records: Sequence[TrialRecord | None]) -> bool:
+        """Whether plan ``index`` must wait: its study's lead chain is not done yet, or a plan before it
+        in its chain's order is still to run or running."""
+        chain = self.chain_of[index]
+        if chain is None:
+            return False
+        if index not in self.before:
+            if any(unfinished(i) for i in self.members.get(self.lead_chain[chain], ())):
+                return True
+            self._ordered(chain, records)
+        return any(unfinished(i) for i in self.before[index])
 
     def spec(self, index: int, records: Sequence[TrialRecord | None]) -> PruneSpec | None:
-        """What plan ``index`` is told, from the records of its chain's earlier plans."""
-        if not self.policy.active or self.chain_of[index] is None:
+        """What plan ``index`` is told, from the records of the plans before it in its chain."""
+        chain = self.chain_of[index]
+        if not self.policy.active or chain is None:
             return None
-        return spec_from_records(self.policy, [records[i] for i in self.before.get(index, ())],
-                                 chain="/".join(map(str, self.chain_of[index])))
+        if index not in self.before:
+            self._ordered(chain, records)
+        return spec_from_records(self.policy, [records[i] for i in self.before[index]],
+                                 chain="/".join(map(str, chain)))
 
 
 def spec_from_records(policy: PruningPolicy, earlier: Iterable[TrialRecord | None], chain: str = "") -> PruneSpec:
@@ -468,29 +529,26 @@ def _prune_step_exact(record: TrialRecord, by: str, bound: float) -> int | None:
 
 def replay(records: Sequence[TrialRecord], policy: PruningPolicy) -> list[TrialRecord]:
     """What a benchmark pruned by ``policy`` would have stored, from the full trials of an unpruned
-    one (chains in trial order, as :class:`ChainOrder` runs them). Each record is either the
-    original (not stopped) or a copy cut where the runner would have stopped it: outcome
-    ``pruned``, steps and evals up to that point, costs prorated by steps,
-    ``measurement["prune"]["replayed"] = True``. Exact for steps; for times the exact check's step
-    is interpolated between evals."""
+    one, given in plan order (a stored run's order; the first workload of each study is its lead,
+    see :class:`ChainOrder`). Runs the chains as an executor would: each trial, once the trials
+    before it in its chain are done, is told their best, and is either kept (not stopped) or cut
+    where the runner would have stopped it: outcome ``pruned``, steps and evals up to that point,
+    costs prorated by steps, ``measurement["prune"]["replayed"] = True``. Exact for steps; for times
+    the exact check's step is interpolated between evals."""
     records = list(records)
     if any(Outcome(r.outcome) is Outcome.PRUNED for r in records):
         raise UsageError("replay needs the trials of a benchmark run without pruning (--prune none); these include "
                          "pruned trials")
-    order = sorted(range(len(records)), key=lambda i: (chain_key(records[i]) is None, str(chain_key(records[i])),
-                                                       records[i].trial_index or 0, i))
-    out: list[TrialRecord | None] = [None] * len(records)
-    done: dict[tuple, list[TrialRecord]] = defaultdict(list)
-    for i in order:
-        record = records[i]
-        chain = chain_key(record)
-        if chain is None or not policy.active:
-            out[i] = record
-            continue
-        spec = spec_from_records(policy, done[chain], chain="/".join(map(str, chain)))
-        simulated = _replay_one(record, spec)
-        out[i] = simulated
-        done[chain].append(simulated)
+    if not policy.active:
+        return records
+    order = ChainOrder(policy, records)
+    out: list[TrialRecord | None] = [None if order.chain_of[i] is not None else r for i, r in enumerate(records)]
+    todo = [i for i in range(len(records)) if out[i] is None]
+    while todo:
+        pending = set(todo)
+        index = next(i for i in todo if not order.blocked(i, pending.__contains__, out))
+        todo.remove(index)
+        out[index] = _replay_one(records[index], order.spec(index, out))
     return out  # type: ignore[return-value]
 
 
