@@ -56,14 +56,14 @@ def _study_best(records: Sequence[TrialRecord], by: str) -> dict[tuple, float]:
 
 
 def compare(full: Sequence[TrialRecord], policy: PruningPolicy, *, pruned: Sequence[TrialRecord] | None = None,
-            column: str | None = None, n_bootstrap: int = 1000, force: bool = False) -> dict[str, Any]:
+            column: str | None = None, n_bootstrap: int = 1000, force: bool = False, lead: bool = True) -> dict[str, Any]:
     """The unpruned trials ``full`` against ``pruned`` (default: :func:`replay` of ``full`` under
     ``policy``), scored on ``column`` (default ``policy.by``). See the module docstring."""
     from laptime.scoring import score_records
 
     column = column or policy.by
     replayed = pruned is None
-    pruned = replay(full, policy) if replayed else list(pruned)
+    pruned = replay(full, policy, lead=lead) if replayed else list(pruned)
     kw = dict(column=column, n_bootstrap=n_bootstrap, seed=0, force=force)
     s_full = score_records(full, **kw)
     s_pruned = score_records(pruned, **kw)

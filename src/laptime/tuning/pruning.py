@@ -418,21 +418,22 @@ class ChainOrder:
     plans run, in which order within a chain, and what each is told depend only on the records of
     earlier plans: the same under every executor."""
 
-    def __init__(self, policy: PruningPolicy, plans: Sequence[TrialPlan | TrialRecord]):
+    def __init__(self, policy: PruningPolicy, plans: Sequence[TrialPlan | TrialRecord], lead: bool = True):
         self.policy = policy
         self.chain_of: list[tuple | None] = [chain_key(p) for p in plans]
         self.trial_of = [p.trial_index if p.trial_index is not None else 0 for p in plans]
         self.members: dict[tuple, list[int]] = defaultdict(list)
+        lead_order = lead  # False: every chain in trial order (for comparisons)
         lead: dict[tuple, tuple] = {}  # (algorithm, study) -> the lead workload
         for index, chain in enumerate(self.chain_of):
             if chain is None:
                 continue
             self.members[chain].append(index)
-            lead.setdefault((chain[0], chain[4]), chain[1:4])
+            lead.setdefault((chain[0], chain[4]) if lead_order else chain, chain[1:4])
         self.lead_chain: dict[tuple, tuple] = {}  # chain -> its study's lead chain
         self.before: dict[int, list[int]] = {}
         for chain, indices in self.members.items():
-            head = lead[(chain[0], chain[4])]
+            head = lead[(chain[0], chain[4]) if lead_order else chain]
             self.lead_chain[chain] = (chain[0], *head, chain[4])
             if chain[1:4] == head:  # the lead chain: trial order
                 ordered = sorted(indices, key=lambda i: (self.trial_of[i], i))
@@ -527,21 +528,22 @@ def _prune_step_exact(record: TrialRecord, by: str, bound: float) -> int | None:
     return stop
 
 
-def replay(records: Sequence[TrialRecord], policy: PruningPolicy) -> list[TrialRecord]:
+def replay(records: Sequence[TrialRecord], policy: PruningPolicy, lead: bool = True) -> list[TrialRecord]:
     """What a benchmark pruned by ``policy`` would have stored, from the full trials of an unpruned
     one, given in plan order (a stored run's order; the first workload of each study is its lead,
     see :class:`ChainOrder`). Runs the chains as an executor would: each trial, once the trials
     before it in its chain are done, is told their best, and is either kept (not stopped) or cut
     where the runner would have stopped it: outcome ``pruned``, steps and evals up to that point,
     costs prorated by steps, ``measurement["prune"]["replayed"] = True``. Exact for steps; for times
-    the exact check's step is interpolated between evals."""
+    the exact check's step is interpolated between evals. ``lead=False`` runs every chain in trial
+    order instead (what the lead order gains)."""
     records = list(records)
     if any(Outcome(r.outcome) is Outcome.PRUNED for r in records):
         raise UsageError("replay needs the trials of a benchmark run without pruning (--prune none); these include "
                          "pruned trials")
     if not policy.active:
         return records
-    order = ChainOrder(policy, records)
+    order = ChainOrder(policy, records, lead=lead)
     out: list[TrialRecord | None] = [None if order.chain_of[i] is not None else r for i, r in enumerate(records)]
     todo = [i for i in range(len(records)) if out[i] is None]
     while todo:
