@@ -71,10 +71,13 @@ __all__ = [
     "PruneSpec",
     "Pruner",
     "PruningPolicy",
+    "BY",
     "accepts",
     "chain_key",
+    "lead_rank",
     "progress_of",
     "replay",
+    "spec_from_records",
     "tuning_cost",
     "value_of",
 ]
