@@ -270,11 +270,8 @@ class Pruner:
     def _limit_step(self, step: int, submission_time: float, work: float | None) -> float:
         """The last step at which meeting the target would still count: the budget, and the step at
         which this trial's progress would pass the bound (at its rate so far)."""
-        limits = []
-        if self.budget_steps is not None:
-            limits.append(float(self.budget_steps))
-        elif submission_time > 0 and step > 0:
-            limits.append(step * self.budget_sec / submission_time)
+        budget = self._budget_steps_estimate(step, submission_time)
+        limits = [] if budget is None else [budget]
         bound = self.spec.bound
         progress = progress_of(self.policy.by, step, submission_time, work)
         if bound is not None and progress is not None and progress > 0 and step > 0:
@@ -306,6 +303,7 @@ class Pruner:
         return why
 
     def _budget_steps_estimate(self, step: int, submission_time: float) -> float | None:
+        """The step budget (in time-budget mode: the steps the time budget allows at this trial's pace)."""
         if self.budget_steps is not None:
             return float(self.budget_steps)
         if submission_time > 0 and step > 0:
