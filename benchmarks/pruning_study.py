@@ -18,6 +18,7 @@ markdown table on stdout.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import laptime
 from laptime.tuning.prune_study import compare, prediction_quality
-from laptime.tuning.pruning import PruningPolicy, replay
+from laptime.tuning.pruning import PruningPolicy, lead_rank, replay
 
 ALGORITHMS = ["nadamw", "adamw", "sgd_nesterov", "adabelief", "lamb"]
 MODES = {"none": dict(prune="none"), "exact": dict(prune="exact"),
@@ -44,6 +45,23 @@ def outline(records):
     return {r.plan_key: (r.outcome.value, r.steps, r.steps_to_target) for r in records}
 
 
+def oracle_order(records):
+    """The unpruned trials with each chain's trial indices renumbered best first (by their own results):
+    the order no rule can know, i.e. the most exact pruning can save on these trials."""
+    chains: dict[tuple, list] = {}
+    for r in records:
+        chains.setdefault((r.algorithm, r.workload, r.variant, r.study), []).append(r)
+    rank = {}
+    for members in chains.values():
+        for position, r in enumerate(sorted(members, key=lambda t: (lead_rank(t), t.trial_index))):
+            rank[r.plan_key] = position
+    return [dataclasses.replace(r, trial_index=rank[r.plan_key]) for r in records]
+
+
+TRADEOFF = [("curve", 0.01, 3), ("curve", 0.05, 3), ("curve", 0.2, 3), ("curve", 0.5, 3), ("rung", 0.05, 2),
+            ("rung", 0.05, 3), ("rung", 0.05, 4)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", default="mnist1d")
@@ -54,6 +72,8 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--by", default="steps", choices=("steps", "robust", "time"))
     parser.add_argument("--replay", action="store_true", help="also replay every pruned mode on the unpruned run")
+    parser.add_argument("--tradeoff", action="store_true",
+                        help="with --replay: the predictive rules at several thresholds (curve) and etas (rung)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--none-db", help="the unpruned run's database (default <out>/<suite>_none.sqlite); its stored "
                                           "trials are reused, e.g. those of a larger suite holding the same plans")
@@ -99,6 +119,16 @@ def main() -> int:
                 plain = compare(full, policy, n_bootstrap=args.bootstrap, lead=False)
                 results["exact (replayed, trial order)"] = {"comparison": plain}
                 rows.append((mode, "replayed, trial order", plain))
+                oracle = compare(full, policy, pruned=replay(oracle_order(full), policy, lead=False),
+                                 n_bootstrap=args.bootstrap)
+                results["exact (replayed, oracle order)"] = {"comparison": oracle}
+                rows.append((mode, "replayed, oracle order", oracle))
+        for predictor, threshold, eta in TRADEOFF if args.tradeoff else ():
+            policy = PruningPolicy("predict", column, predictor=predictor, threshold=threshold, eta=eta)
+            point = compare(full, policy, n_bootstrap=args.bootstrap)
+            results[f"{predictor} {threshold if predictor == 'curve' else eta} (replayed)"] = {"comparison": point}
+            rows.append((predictor, f"replayed, {'P < %g' % threshold if predictor == 'curve' else 'eta %d' % eta}",
+                         point))
     meta = {"suite": args.suite, "algorithms": common["algorithms"], "studies": args.studies, "trials": args.trials,
             "by": column, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.node()} {os.cpu_count()} cores", "laptime": laptime.__version__}
