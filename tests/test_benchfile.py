@@ -157,3 +157,19 @@ def test_bad_values_are_checked_as_on_the_command_line(capsys, tmp_path):
     config = write(tmp_path / "bench.toml", 'log = ["neptune"]\nsuite = "mnist1d"\n')
     code, _, err = run_cli(capsys, "bench", "--config", str(config), "--db", str(tmp_path / "r.sqlite"))
     assert code == 2 and "unknown logger 'neptune'" in err and not (tmp_path / "r.sqlite").exists()
+
+
+def test_pruning_options(tmp_path):
+    config = write(tmp_path / "p.toml", """\
+        ruleset = "external"
+        prune = "predict"
+        predictor = "rung"
+        prune_eta = 4
+        prune_threshold = 0.1
+        """)
+    values = benchfile.load(config)
+    assert (values["prune"], values["predictor"], values["prune_eta"], values["prune_threshold"]) == \
+        ("predict", "rung", 4, 0.1)
+    write(config, 'prune = "sometimes"\n')
+    with pytest.raises(BenchFileError, match="prune"):
+        benchfile.load(config)
