@@ -125,9 +125,10 @@ class PlanBook:
     where the trials' checkpoints are (``TrialOptions.checkpoint_dir``); a plan's is removed once
     its record is stored here, since a trial run away from the store leaves it to the writer.
     ``pruning`` (a :class:`~laptime.tuning.pruning.PruningPolicy`): the plans of one study of one
-    algorithm on one workload run one after the other in trial order (a plan is not handed out
-    while an earlier one of its chain is still to run), and :meth:`prune_spec` tells each what its
-    chain's stored trials bound (:class:`~laptime.tuning.pruning.ChainOrder`).
+    algorithm on one workload run one after the other in their chain's order (the study's lead
+    workload in trial order, the others by the lead's results; a plan is not handed out while one
+    before it is still to run), and :meth:`prune_spec` tells each what the stored trials before it
+    bound (:class:`~laptime.tuning.pruning.ChainOrder`).
     """
 
     def __init__(self, store: ResultsStore, plans: Sequence[Any], prepared: Sequence[tuple[TrialPlan, str]], *,
