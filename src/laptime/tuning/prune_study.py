@@ -13,19 +13,19 @@ on). ``laptime replay`` and ``benchmarks/pruning_study.py`` print these.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from laptime.records import Outcome, TrialRecord
 from laptime.tuning.pruning import (
+    PruneSpec,
     Pruner,
     PruningPolicy,
     chain_key,
     replay,
-    spec_from_records,
     tuning_cost,
     value_of,
+    walk_chains,
 )
 
 __all__ = ["compare", "kendall_tau", "prediction_quality", "format_comparison"]
@@ -125,23 +125,17 @@ def compare(full: Sequence[TrialRecord], policy: PruningPolicy, *, pruned: Seque
 
 
 def prediction_quality(full: Sequence[TrialRecord], policy: PruningPolicy) -> dict[str, Any]:
-    """The predictor's calls on unpruned trials, made in shadow at every eval (chains in trial
-    order; each trial told the best of its chain's earlier trials, as a pruned run would): how often
-    it would have stopped a trial, how often wrongly (the trial met its target in its budget and
-    before the bound), and for the curve model the Brier score of its probabilities against what
-    happened."""
+    """The predictor's calls on unpruned trials (in plan order), made in shadow at every eval: the
+    chains are walked as a pruned run walks them (:func:`~laptime.tuning.pruning.walk_chains`), each
+    trial told the best of the full trials before it in its chain. How often it would have stopped a
+    trial, how often wrongly (the trial met its target in its budget and before the bound), and for
+    the curve model the Brier score of its probabilities against what happened."""
     if policy.mode != "predict":
         raise ValueError("prediction_quality needs a predictive policy")
-    done: dict[tuple, list[TrialRecord]] = defaultdict(list)
-    order = sorted((r for r in full if chain_key(r) is not None),
-                   key=lambda r: (str(chain_key(r)), r.trial_index or 0))
-    calls = stops = wrong = 0
+    counts = {"calls": 0, "stops": 0, "wrong": 0, "trials_stopped": 0, "trials_wrong": 0}
     brier: list[float] = []
-    trials_stopped = trials_wrong = 0
-    for r in order:
-        chain = chain_key(r)
-        spec = spec_from_records(policy, done[chain])
-        done[chain].append(r)
+
+    def shadow(r: TrialRecord, spec: PruneSpec) -> TrialRecord:
         pruner = Pruner(spec, direction=r.target_direction, target=r.target_value, budget_steps=r.budget_steps,
                         budget_sec=r.budget_sec, shadow=True)
         key = f"validation/{r.target_metric}"
@@ -154,20 +148,20 @@ def prediction_quality(full: Sequence[TrialRecord], policy: PruningPolicy) -> di
             if value is None or not math.isfinite(value):
                 continue
             pruner.after_eval(ev.step, value, ev.submission_time, ev.work)
-        if not pruner.predictions:
-            continue
-        would = [p for p in pruner.predictions if p.get("would_stop")]
-        calls += len(pruner.predictions)
-        stops += len(would)
-        wrong += len(would) if made_it else 0
-        trials_stopped += bool(would)
-        trials_wrong += bool(would) and made_it
-        for p in pruner.predictions:
-            if "p_reach" in p:
-                brier.append((float(p["p_reach"]) - float(made_it)) ** 2)
-    return {"policy": policy.describe(), "predictions": calls, "would_stop": stops, "wrong_stops": wrong,
-            "trials_stopped": trials_stopped, "trials_stopped_wrongly": trials_wrong,
-            "brier": sum(brier) / len(brier) if brier else None}
+        if pruner.predictions:
+            would = [p for p in pruner.predictions if p.get("would_stop")]
+            counts["calls"] += len(pruner.predictions)
+            counts["stops"] += len(would)
+            counts["wrong"] += len(would) if made_it else 0
+            counts["trials_stopped"] += bool(would)
+            counts["trials_wrong"] += bool(would) and made_it
+            brier.extend((float(p["p_reach"]) - float(made_it)) ** 2 for p in pruner.predictions if "p_reach" in p)
+        return r  # the trials after it are told of the full trial
+
+    walk_chains(full, policy, shadow)
+    return {"policy": policy.describe(), "predictions": counts["calls"], "would_stop": counts["stops"],
+            "wrong_stops": counts["wrong"], "trials_stopped": counts["trials_stopped"],
+            "trials_stopped_wrongly": counts["trials_wrong"], "brier": sum(brier) / len(brier) if brier else None}
 
 
 def format_comparison(result: dict[str, Any]) -> str:

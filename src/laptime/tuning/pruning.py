@@ -80,6 +80,7 @@ __all__ = [
     "spec_from_records",
     "tuning_cost",
     "value_of",
+    "walk_chains",
 ]
 
 #: ``--prune`` choices. ``auto``: exact under external tuning, none under self-tuning.
@@ -491,9 +492,8 @@ def spec_from_records(policy: PruningPolicy, earlier: Iterable[TrialRecord | Non
 # ------------------------------------------------------------------------------------------ replay
 
 
-def _interpolate(evals: Sequence[EvalRecord], attr: str, step: float) -> float | None:
-    """An eval attribute (``submission_time``, ``work``) at ``step``, linear between evals."""
-    points = [(0.0, 0.0)] + [(float(e.step), float(getattr(e, attr))) for e in evals if getattr(e, attr) is not None]
+def _interpolate(points: Sequence[tuple[float, float]], step: float) -> float | None:
+    """The value at ``step`` of the polyline through ``points`` (``(step, value)``, from ``(0, 0)``)."""
     for (s0, v0), (s1, v1) in zip(points, points[1:]):
         if s0 <= step <= s1:
             return v0 if s1 == s0 else v0 + (v1 - v0) * (step - s0) / (s1 - s0)
@@ -507,9 +507,11 @@ def _prune_step_exact(record: TrialRecord, by: str, bound: float) -> int | None:
         stop = max(1, math.ceil(bound))
     else:
         attr = "submission_time" if by == "time_to_target" else "work"
+        points = [(0.0, 0.0)] + [(float(e.step), float(getattr(e, attr))) for e in record.evals
+                                 if getattr(e, attr) is not None]  # an eval attribute, linear between evals
         stop = None
         for step in range(1, record.steps + 1):
-            v = _interpolate(record.evals, attr, step)
+            v = _interpolate(points, step)
             if v is None:
                 if attr == "submission_time" and record.submission_time and record.steps:
                     v = record.submission_time * step / record.steps
@@ -544,6 +546,15 @@ def replay(records: Sequence[TrialRecord], policy: PruningPolicy, lead: bool = T
                          "pruned trials")
     if not policy.active:
         return records
+    return walk_chains(records, policy, _replay_one, lead=lead)
+
+
+def walk_chains(records: Sequence[TrialRecord], policy: PruningPolicy,
+                visit: Callable[[TrialRecord, PruneSpec], TrialRecord], lead: bool = True) -> list[TrialRecord]:
+    """Go through the chained trials of ``records`` (in plan order) as an executor would
+    (:class:`ChainOrder`): each, once the trials before it in its chain are done, is given its
+    :class:`PruneSpec`, and ``visit(record, spec)`` returns what it leaves for the trials after it
+    (and for the result). Trials outside any chain are returned as they are."""
     order = ChainOrder(policy, records, lead=lead)
     out: list[TrialRecord | None] = [None if order.chain_of[i] is not None else r for i, r in enumerate(records)]
     todo = [i for i in range(len(records)) if out[i] is None]
@@ -551,7 +562,7 @@ def replay(records: Sequence[TrialRecord], policy: PruningPolicy, lead: bool = T
         pending = set(todo)
         index = next(i for i in todo if not order.blocked(i, pending.__contains__, out))
         todo.remove(index)
-        out[index] = _replay_one(records[index], order.spec(index, out))
+        out[index] = visit(records[index], order.spec(index, out))  # type: ignore[arg-type]
     return out  # type: ignore[return-value]
 
 
