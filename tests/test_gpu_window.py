@@ -44,13 +44,16 @@ def _done(state: dict) -> set[str]:
 
 
 @pytest.fixture()
-def in_process(capsys):
-    """``gpu_window.main`` in this process (its CPU policy sets one torch thread: restored after)."""
+def in_process(capsys, monkeypatch):
+    """``gpu_window.main`` in this process (its CPU policy sets one torch thread: restored after). Each
+    call stands for a process of its own: ``--time-limit`` counts from the call, not from the import
+    of the module when the test session started (a suite slower than the limit left no time)."""
     import torch
 
     threads = torch.get_num_threads()
 
     def call(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(gpu_window, "_START", time.monotonic())
         status = gpu_window.main(list(args))
         captured = capsys.readouterr()
         return status, captured.out, captured.err
